@@ -1,0 +1,171 @@
+-- +goose Up
+-- Every API resource has a table with id, project_id, revision_number and
+-- its JSON document (data), plus indexed columns for the attributes that
+-- lists filter on. Relational constraints keep the data true under
+-- concurrency across server replicas.
+
+CREATE TABLE networks (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL DEFAULT '',
+    revision_number BIGINT NOT NULL DEFAULT 0,
+    data TEXT NOT NULL
+);
+CREATE INDEX networks_project ON networks (project_id);
+
+-- One row per network segment; the unique key keeps two networks from
+-- sharing a VLAN, VNI or flat physical network.
+CREATE TABLE segments (
+    id TEXT PRIMARY KEY,
+    network_id TEXT NOT NULL REFERENCES networks (id) ON DELETE CASCADE,
+    network_type TEXT NOT NULL,
+    physical_network TEXT NOT NULL DEFAULT '',
+    segmentation_id BIGINT NOT NULL DEFAULT 0,
+    UNIQUE (network_type, physical_network, segmentation_id)
+);
+CREATE INDEX segments_network ON segments (network_id);
+
+CREATE TABLE subnetpools (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL DEFAULT '',
+    revision_number BIGINT NOT NULL DEFAULT 0,
+    data TEXT NOT NULL
+);
+
+CREATE TABLE subnets (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL DEFAULT '',
+    revision_number BIGINT NOT NULL DEFAULT 0,
+    data TEXT NOT NULL,
+    network_id TEXT NOT NULL REFERENCES networks (id),
+    cidr TEXT,
+    subnetpool_id TEXT
+);
+CREATE INDEX subnets_network ON subnets (network_id);
+CREATE INDEX subnets_pool ON subnets (subnetpool_id);
+CREATE INDEX subnets_project ON subnets (project_id);
+
+CREATE TABLE ports (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL DEFAULT '',
+    revision_number BIGINT NOT NULL DEFAULT 0,
+    data TEXT NOT NULL,
+    network_id TEXT NOT NULL REFERENCES networks (id),
+    mac_address TEXT,
+    device_id TEXT,
+    device_owner TEXT,
+    binding_host_id TEXT,
+    UNIQUE (network_id, mac_address)
+);
+CREATE INDEX ports_network ON ports (network_id);
+CREATE INDEX ports_device ON ports (device_id);
+CREATE INDEX ports_project ON ports (project_id);
+CREATE INDEX ports_host ON ports (binding_host_id);
+
+-- One row per allocated address; the primary key keeps two ports from
+-- holding the same address on a network, across server replicas. ip_sort
+-- is a fixed-width hex form that sorts in address order, so free addresses
+-- are found without scanning the subnet.
+CREATE TABLE ipallocations (
+    network_id TEXT NOT NULL,
+    ip_address TEXT NOT NULL,
+    ip_sort TEXT NOT NULL,
+    subnet_id TEXT NOT NULL REFERENCES subnets (id),
+    port_id TEXT NOT NULL REFERENCES ports (id) ON DELETE CASCADE,
+    PRIMARY KEY (network_id, ip_address)
+);
+CREATE INDEX ipallocations_subnet ON ipallocations (subnet_id, ip_sort);
+CREATE INDEX ipallocations_port ON ipallocations (port_id);
+
+CREATE TABLE routers (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL DEFAULT '',
+    revision_number BIGINT NOT NULL DEFAULT 0,
+    data TEXT NOT NULL,
+    gw_port_id TEXT
+);
+CREATE INDEX routers_project ON routers (project_id);
+
+CREATE TABLE floatingips (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL DEFAULT '',
+    revision_number BIGINT NOT NULL DEFAULT 0,
+    data TEXT NOT NULL,
+    floating_network_id TEXT NOT NULL REFERENCES networks (id),
+    floating_ip_address TEXT,
+    floating_port_id TEXT REFERENCES ports (id),
+    router_id TEXT,
+    port_id TEXT
+);
+CREATE INDEX floatingips_port ON floatingips (port_id);
+CREATE INDEX floatingips_router ON floatingips (router_id);
+CREATE INDEX floatingips_project ON floatingips (project_id);
+
+CREATE TABLE security_groups (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL DEFAULT '',
+    revision_number BIGINT NOT NULL DEFAULT 0,
+    data TEXT NOT NULL
+);
+CREATE INDEX security_groups_project ON security_groups (project_id);
+
+-- Exactly one default security group per project.
+CREATE TABLE default_security_groups (
+    project_id TEXT PRIMARY KEY,
+    security_group_id TEXT NOT NULL REFERENCES security_groups (id) ON DELETE CASCADE
+);
+
+CREATE TABLE security_group_rules (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL DEFAULT '',
+    revision_number BIGINT NOT NULL DEFAULT 0,
+    data TEXT NOT NULL,
+    security_group_id TEXT NOT NULL REFERENCES security_groups (id) ON DELETE CASCADE,
+    remote_group_id TEXT
+);
+CREATE INDEX security_group_rules_group ON security_group_rules (security_group_id);
+CREATE INDEX security_group_rules_remote ON security_group_rules (remote_group_id);
+
+CREATE TABLE rbac_policies (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL DEFAULT '',
+    revision_number BIGINT NOT NULL DEFAULT 0,
+    data TEXT NOT NULL,
+    object_type TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target_tenant TEXT NOT NULL,
+    UNIQUE (object_type, object_id, action, target_tenant)
+);
+CREATE INDEX rbac_policies_object ON rbac_policies (object_id);
+
+CREATE TABLE agents (
+    id TEXT PRIMARY KEY,
+    revision_number BIGINT NOT NULL DEFAULT 0,
+    data TEXT NOT NULL,
+    agent_type TEXT NOT NULL,
+    host TEXT NOT NULL,
+    UNIQUE (agent_type, host)
+);
+
+CREATE TABLE quotas (
+    project_id TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    hard_limit BIGINT NOT NULL,
+    PRIMARY KEY (project_id, resource)
+);
+
+-- +goose Down
+DROP TABLE quotas;
+DROP TABLE agents;
+DROP TABLE rbac_policies;
+DROP TABLE security_group_rules;
+DROP TABLE default_security_groups;
+DROP TABLE security_groups;
+DROP TABLE floatingips;
+DROP TABLE routers;
+DROP TABLE ipallocations;
+DROP TABLE ports;
+DROP TABLE subnets;
+DROP TABLE subnetpools;
+DROP TABLE segments;
+DROP TABLE networks;
