@@ -7,8 +7,12 @@ const (
 )
 
 var (
-	name      = func() *Attr { return &Attr{Name: "name", Type: StringType{MaxLen: nameLen}, Post: true, Put: true, Default: ""} }
-	adminUp   = func() *Attr { return &Attr{Name: "admin_state_up", Type: BoolType{}, Post: true, Put: true, Default: true} }
+	name = func() *Attr {
+		return &Attr{Name: "name", Type: StringType{MaxLen: nameLen}, Post: true, Put: true, Default: ""}
+	}
+	adminUp = func() *Attr {
+		return &Attr{Name: "admin_state_up", Type: BoolType{}, Post: true, Put: true, Default: true}
+	}
 	status    = func() *Attr { return &Attr{Name: "status", Type: StringType{}} }
 	optUUID   = Nullable{Of: UUIDType{}}
 	ipList    = ListType{Of: IPType{}, Unique: true}

@@ -293,7 +293,7 @@ func (t DictType) ParseFilter(s string) (any, error) {
 // AnyType accepts any JSON value unchanged (normalising numbers).
 type AnyType struct{}
 
-func (AnyType) Convert(v any) (any, error)         { return normalise(v), nil }
+func (AnyType) Convert(v any) (any, error)        { return normalise(v), nil }
 func (AnyType) ParseFilter(s string) (any, error) { return s, nil }
 
 // normalise turns json.Number into int64 or float64 throughout a value.
