@@ -1,0 +1,46 @@
+package segment
+
+import "testing"
+
+func TestFirstFree(t *testing.T) {
+	cases := []struct {
+		ranges []Range
+		used   []int64
+		want   int64
+		ok     bool
+	}{
+		{[]Range{{1, 10}}, nil, 1, true},
+		{[]Range{{1, 10}}, []int64{1, 2, 3}, 4, true},
+		{[]Range{{1, 3}}, []int64{1, 2, 3}, 0, false},
+		{[]Range{{1, 3}, {100, 101}}, []int64{1, 2, 3, 100}, 101, true},
+		{[]Range{{5, 10}}, []int64{1, 2, 5, 7}, 6, true},
+	}
+	for _, c := range cases {
+		got, ok := firstFree(c.ranges, c.used)
+		if got != c.want || ok != c.ok {
+			t.Errorf("firstFree(%v, %v) = %d,%v want %d,%v", c.ranges, c.used, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	m := New(DefaultConfig())
+	ok := []struct {
+		t, p string
+		id   int64
+	}{{Flat, "public", -1}, {VLAN, "physnet1", 100}, {VLAN, "physnet1", -1}, {VXLAN, "", 5000}, {GRE, "", -1}}
+	for _, c := range ok {
+		if err := m.Validate(c.t, c.p, c.id); err != nil {
+			t.Errorf("Validate(%s,%s,%d): %v", c.t, c.p, c.id, err)
+		}
+	}
+	bad := []struct {
+		t, p string
+		id   int64
+	}{{Flat, "", -1}, {Flat, "public", 3}, {VLAN, "physnet1", 4095}, {VLAN, "nope", 5}, {VXLAN, "physnet1", 5}, {VXLAN, "", 1 << 24}, {"bogus", "", -1}}
+	for _, c := range bad {
+		if err := m.Validate(c.t, c.p, c.id); err == nil {
+			t.Errorf("Validate(%s,%s,%d) accepted", c.t, c.p, c.id)
+		}
+	}
+}

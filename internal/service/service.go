@@ -1,0 +1,600 @@
+// Package service owns the generic resource engine behind the API: create
+// (single and all-or-nothing bulk), show, list with filters, sorting and
+// paging, update with revision preconditions, delete, tags and quotas, for
+// every resource described in package resource. Resource-specific semantics
+// (IPAM, segments, routers, security groups) plug in as Hooks that run
+// inside the same database transaction, so a failed request writes nothing.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/neutrino-sdn/neutrino/internal/auth"
+	"github.com/neutrino-sdn/neutrino/internal/fault"
+	"github.com/neutrino-sdn/neutrino/internal/policy"
+	"github.com/neutrino-sdn/neutrino/internal/resource"
+	"github.com/neutrino-sdn/neutrino/internal/store"
+)
+
+// Call is the caller of one API request.
+type Call struct {
+	ID *auth.Identity
+	// Project is the caller's project; in noauth mode without a project
+	// header it is the configured default project.
+	Project string
+}
+
+// IsAdmin reports whether the caller is an administrator.
+func (c *Call) IsAdmin() bool { return c.ID != nil && c.ID.IsAdmin }
+
+// Hooks carry the semantics of one resource. Every hook runs inside the
+// request's transaction; returning an error rolls everything back.
+type Hooks struct {
+	// Facts returns what the policy needs to know about obj besides its
+	// owner (sharing, network owner). Nil means owner only.
+	Facts func(ctx context.Context, tx *store.Tx, c *Call, obj resource.Object) (policy.Facts, error)
+	// PreCreate validates and completes obj before it is stored. given
+	// says which attributes the caller supplied.
+	PreCreate func(ctx context.Context, tx *store.Tx, c *Call, obj resource.Object, given map[string]bool) error
+	// PostCreate runs after obj is stored (rows referencing it may now be written).
+	PostCreate func(ctx context.Context, tx *store.Tx, c *Call, obj resource.Object) error
+	// PreUpdate validates the merged object; changes holds what the caller sent.
+	PreUpdate func(ctx context.Context, tx *store.Tx, c *Call, old, obj, changes resource.Object) error
+	// PostUpdate runs after the updated obj is stored.
+	PostUpdate func(ctx context.Context, tx *store.Tx, c *Call, old, obj resource.Object) error
+	// PreDelete checks obj may go and removes what depends on it.
+	PreDelete func(ctx context.Context, tx *store.Tx, c *Call, obj resource.Object) error
+	// PostDelete runs after obj is deleted.
+	PostDelete func(ctx context.Context, tx *store.Tx, c *Call, obj resource.Object) error
+	// Show fills attributes that depend on the caller or on other rows.
+	Show func(ctx context.Context, tx *store.Tx, c *Call, obj resource.Object) error
+	// Actions are PUT /<plural>/<id>/<action> member actions.
+	Actions map[string]Action
+}
+
+// Action is a member action; it returns the response body.
+type Action func(ctx context.Context, tx *store.Tx, c *Call, obj resource.Object, body map[string]any) (any, error)
+
+// Event says a resource changed; agents are notified from it.
+type Event struct {
+	Resource string // plural
+	Action   string // "create", "update", "delete"
+	Object   resource.Object
+}
+
+// Config holds the engine's settings.
+type Config struct {
+	// DefaultProject is the project of noauth callers that name none.
+	DefaultProject string
+	// DefaultQuotas are per-project limits by quota resource name (-1 = unlimited).
+	DefaultQuotas map[string]int64
+}
+
+// Service is the resource engine.
+type Service struct {
+	db    *store.DB
+	reg   *resource.Registry
+	hooks map[string]*Hooks
+	cfg   Config
+	log   *slog.Logger
+	// listeners get every committed change.
+	listeners []func(context.Context, Event)
+}
+
+// New builds the engine over an open, migrated store.
+func New(db *store.DB, reg *resource.Registry, cfg Config, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.DefaultQuotas == nil {
+		cfg.DefaultQuotas = DefaultQuotas()
+	}
+	return &Service{db: db, reg: reg, hooks: map[string]*Hooks{}, cfg: cfg, log: log}
+}
+
+// DB returns the store, for hooks and special endpoints.
+func (s *Service) DB() *store.DB { return s.db }
+
+// Registry returns the resource descriptions.
+func (s *Service) Registry() *resource.Registry { return s.reg }
+
+// SetHooks installs the semantics of a resource, by plural.
+func (s *Service) SetHooks(plural string, h *Hooks) { s.hooks[plural] = h }
+
+// OnChange registers a listener for committed changes.
+func (s *Service) OnChange(fn func(context.Context, Event)) { s.listeners = append(s.listeners, fn) }
+
+func (s *Service) hooksFor(r *resource.Resource) *Hooks {
+	if h := s.hooks[r.Plural]; h != nil {
+		return h
+	}
+	return &Hooks{}
+}
+
+// NewCall makes the Call for an authenticated identity.
+func (s *Service) NewCall(id *auth.Identity) *Call {
+	p := id.ProjectID
+	if p == "" && id.NoAuth {
+		p = s.cfg.DefaultProject
+	}
+	return &Call{ID: id, Project: p}
+}
+
+func (s *Service) emit(ctx context.Context, evs []Event) {
+	for _, ev := range evs {
+		for _, l := range s.listeners {
+			l(ctx, ev)
+		}
+	}
+}
+
+// NewID returns a new resource id.
+func NewID() string { return uuid.NewString() }
+
+// Facts gathers the policy facts of obj.
+func (s *Service) Facts(ctx context.Context, tx *store.Tx, c *Call, r *resource.Resource, obj resource.Object) (policy.Facts, error) {
+	h := s.hooksFor(r)
+	f := policy.Facts{}
+	if h.Facts != nil {
+		var err error
+		if f, err = h.Facts(ctx, tx, c, obj); err != nil {
+			return f, err
+		}
+	}
+	f.Owner, _ = obj["project_id"].(string)
+	return f, nil
+}
+
+// visible reports whether the caller may see obj.
+func (s *Service) visible(ctx context.Context, tx *store.Tx, c *Call, r *resource.Resource, obj resource.Object) (bool, error) {
+	if c.IsAdmin() {
+		return true, nil
+	}
+	f, err := s.Facts(ctx, tx, c, r, obj)
+	if err != nil {
+		return false, err
+	}
+	return policy.Allowed(policy.For(r.Plural).Get, c.ID, f, false), nil
+}
+
+// NotFound is the 404 for a resource id.
+func NotFound(r *resource.Resource, id string) *fault.Error {
+	return fault.NotFound(r.NotFoundType, "%s %s could not be found.", r.Display, id)
+}
+
+// Load gets an object the caller may see, else the resource's 404.
+func (s *Service) Load(ctx context.Context, tx *store.Tx, c *Call, r *resource.Resource, id string) (resource.Object, error) {
+	obj, err := tx.Get(ctx, r, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, NotFound(r, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ok, err := s.visible(ctx, tx, c, r, obj)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, NotFound(r, id)
+	}
+	return obj, nil
+}
+
+// checkWrite refuses the action unless the policy allows it; the caller can
+// already see obj, so refusal is a 403.
+func (s *Service) checkWrite(ctx context.Context, tx *store.Tx, c *Call, r *resource.Resource, obj resource.Object, action string, rule policy.Rule) error {
+	f, err := s.Facts(ctx, tx, c, r, obj)
+	if err != nil {
+		return err
+	}
+	if !policy.Allowed(rule, c.ID, f, true) {
+		return fault.PolicyNotAuthorized(action + "_" + r.Singular)
+	}
+	return nil
+}
+
+// checkAdminAttrs refuses admin-only attributes from non-admins.
+func checkAdminAttrs(c *Call, r *resource.Resource, action string, given map[string]bool) error {
+	if c.IsAdmin() {
+		return nil
+	}
+	for name := range given {
+		if a := r.Attr(name); a != nil && a.AdminOnly {
+			return fault.PolicyNotAuthorized(action + "_" + r.Singular + ":" + name)
+		}
+	}
+	return nil
+}
+
+// attrError turns a validation failure into Neutron's 400.
+func attrError(err error) error {
+	var ae *resource.AttrError
+	if errors.As(err, &ae) {
+		return fault.BadRequest("%s", ae.Error())
+	}
+	return err
+}
+
+// Create creates one or more items of r in one transaction: all or nothing.
+func (s *Service) Create(ctx context.Context, c *Call, r *resource.Resource, bodies []map[string]any) ([]resource.Object, error) {
+	if !policy.CanWrite(c.ID) {
+		return nil, fault.PolicyNotAuthorized("create_" + r.Singular)
+	}
+	if policy.For(r.Plural).Create == policy.AdminOnly && !c.IsAdmin() {
+		return nil, fault.PolicyNotAuthorized("create_" + r.Singular)
+	}
+	type item struct {
+		obj   resource.Object
+		given map[string]bool
+	}
+	items := make([]item, 0, len(bodies))
+	for _, b := range bodies {
+		obj, given, err := r.ForCreate(b)
+		if err != nil {
+			return nil, attrError(err)
+		}
+		if err := checkAdminAttrs(c, r, "create", given); err != nil {
+			return nil, err
+		}
+		if !r.NoProject {
+			if err := s.resolveProject(c, obj, given); err != nil {
+				return nil, err
+			}
+		}
+		items = append(items, item{obj, given})
+	}
+	var out []resource.Object
+	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+		out = out[:0]
+		if err := s.checkQuota(ctx, tx, r, len(items), items[0].obj); err != nil {
+			return err
+		}
+		for _, it := range items {
+			obj, err := s.insert(ctx, tx, c, r, resource.Clone(it.obj), it.given)
+			if err != nil {
+				return err
+			}
+			out = append(out, obj)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	evs := make([]Event, 0, len(out))
+	for _, o := range out {
+		evs = append(evs, Event{Resource: r.Plural, Action: "create", Object: o})
+	}
+	s.emit(ctx, evs)
+	return s.showAll(ctx, c, r, out)
+}
+
+func (s *Service) insert(ctx context.Context, tx *store.Tx, c *Call, r *resource.Resource, obj resource.Object, given map[string]bool) (resource.Object, error) {
+	h := s.hooksFor(r)
+	if id, ok := obj["id"].(string); !ok || id == "" {
+		obj["id"] = NewID()
+	}
+	if h.PreCreate != nil {
+		if err := h.PreCreate(ctx, tx, c, obj, given); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Insert(ctx, r, obj); err != nil {
+		return nil, s.storeError(r, obj, err)
+	}
+	if h.PostCreate != nil {
+		if err := h.PostCreate(ctx, tx, c, obj); err != nil {
+			return nil, err
+		}
+	}
+	return obj, nil
+}
+
+// CreateInTx creates one item inside an existing transaction on behalf of
+// the server itself (a router's interface port, a network's DHCP port): the
+// body is validated and hooks run as for an API request, but policy and
+// quotas are not applied. The change is reported to listeners via
+// the returned event, which the caller passes to Emit after commit.
+func (s *Service) CreateInTx(ctx context.Context, tx *store.Tx, r *resource.Resource, project string, body map[string]any) (resource.Object, Event, error) {
+	obj, given, err := r.ForCreate(body)
+	if err != nil {
+		return nil, Event{}, attrError(err)
+	}
+	if !r.NoProject {
+		obj["project_id"], obj["tenant_id"] = project, project
+	}
+	obj, err = s.insert(ctx, tx, s.SystemCall(), r, obj, given)
+	if err != nil {
+		return nil, Event{}, err
+	}
+	return obj, Event{Resource: r.Plural, Action: "create", Object: obj}, nil
+}
+
+// DeleteInTx deletes one item inside an existing transaction on behalf of
+// the server, running its delete hooks.
+func (s *Service) DeleteInTx(ctx context.Context, tx *store.Tx, r *resource.Resource, obj resource.Object) (Event, error) {
+	h := s.hooksFor(r)
+	c := s.SystemCall()
+	if h.PreDelete != nil {
+		if err := h.PreDelete(ctx, tx, c, obj); err != nil {
+			return Event{}, err
+		}
+	}
+	id, _ := obj["id"].(string)
+	if err := tx.Delete(ctx, r, id); err != nil {
+		return Event{}, s.storeError(r, obj, err)
+	}
+	if h.PostDelete != nil {
+		if err := h.PostDelete(ctx, tx, c, obj); err != nil {
+			return Event{}, err
+		}
+	}
+	return Event{Resource: r.Plural, Action: "delete", Object: obj}, nil
+}
+
+// UpdateInTx stores a changed object inside an existing transaction on
+// behalf of the server (no hooks, no policy), bumping its revision.
+func (s *Service) UpdateInTx(ctx context.Context, tx *store.Tx, r *resource.Resource, obj resource.Object) (Event, error) {
+	if err := tx.Update(ctx, r, obj); err != nil {
+		return Event{}, s.storeError(r, obj, err)
+	}
+	return Event{Resource: r.Plural, Action: "update", Object: obj}, nil
+}
+
+// SystemCall is the identity the server acts as for its own changes.
+func (s *Service) SystemCall() *Call {
+	return &Call{ID: &auth.Identity{UserID: "neutrino", Roles: []string{auth.RoleAdmin}, IsAdmin: true}}
+}
+
+// Emit reports committed changes to listeners.
+func (s *Service) Emit(ctx context.Context, evs ...Event) { s.emit(ctx, evs) }
+
+// resolveProject sets project_id and tenant_id from the body or the caller.
+func (s *Service) resolveProject(c *Call, obj resource.Object, given map[string]bool) error {
+	p, _ := obj["project_id"].(string)
+	t, _ := obj["tenant_id"].(string)
+	switch {
+	case given["project_id"] && given["tenant_id"] && p != t:
+		return fault.BadRequest("project_id and tenant_id do not match")
+	case !given["project_id"] && given["tenant_id"]:
+		p = t
+	case !given["project_id"]:
+		p = c.Project
+	}
+	if p != c.Project && !c.IsAdmin() {
+		return fault.BadRequest("Specifying 'project_id' or 'tenant_id' other than the authenticated project in request requires admin privileges")
+	}
+	if p == "" {
+		return fault.BadRequest("Failed to parse request. 'project_id' or 'tenant_id' must be specified")
+	}
+	obj["project_id"], obj["tenant_id"] = p, p
+	return nil
+}
+
+// Show returns one item as the caller may see it.
+func (s *Service) Show(ctx context.Context, c *Call, r *resource.Resource, id string) (resource.Object, error) {
+	var obj resource.Object
+	err := s.db.View(ctx, func(tx *store.Tx) error {
+		var err error
+		if obj, err = s.Load(ctx, tx, c, r, id); err != nil {
+			return err
+		}
+		return s.present(ctx, tx, c, r, obj)
+	})
+	return obj, err
+}
+
+// Update applies changes to one item. ifRevision, when >= 0, is the
+// revision the caller expects (If-Match).
+func (s *Service) Update(ctx context.Context, c *Call, r *resource.Resource, id string, body map[string]any, ifRevision int64) (resource.Object, error) {
+	changes, err := r.ForUpdate(body)
+	if err != nil {
+		return nil, attrError(err)
+	}
+	given := map[string]bool{}
+	for k := range changes {
+		given[k] = true
+	}
+	if err := checkAdminAttrs(c, r, "update", given); err != nil {
+		return nil, err
+	}
+	h := s.hooksFor(r)
+	var obj, old resource.Object
+	err = s.db.Tx(ctx, func(tx *store.Tx) error {
+		var err error
+		if old, err = s.Load(ctx, tx, c, r, id); err != nil {
+			return err
+		}
+		if err := s.checkWrite(ctx, tx, c, r, old, "update", policy.For(r.Plural).Update); err != nil {
+			return err
+		}
+		if err := checkRevision(old, ifRevision); err != nil {
+			return err
+		}
+		obj = resource.Clone(old)
+		for k, v := range changes {
+			obj[k] = v
+		}
+		if h.PreUpdate != nil {
+			if err := h.PreUpdate(ctx, tx, c, old, obj, changes); err != nil {
+				return err
+			}
+		}
+		if err := tx.Update(ctx, r, obj); err != nil {
+			return s.storeError(r, obj, err)
+		}
+		if h.PostUpdate != nil {
+			return h.PostUpdate(ctx, tx, c, old, obj)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.emit(ctx, []Event{{Resource: r.Plural, Action: "update", Object: obj}})
+	return s.showOne(ctx, c, r, obj)
+}
+
+// Delete removes one item.
+func (s *Service) Delete(ctx context.Context, c *Call, r *resource.Resource, id string, ifRevision int64) error {
+	h := s.hooksFor(r)
+	var obj resource.Object
+	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+		var err error
+		if obj, err = s.Load(ctx, tx, c, r, id); err != nil {
+			return err
+		}
+		if err := s.checkWrite(ctx, tx, c, r, obj, "delete", policy.For(r.Plural).Delete); err != nil {
+			return err
+		}
+		if err := checkRevision(obj, ifRevision); err != nil {
+			return err
+		}
+		if h.PreDelete != nil {
+			if err := h.PreDelete(ctx, tx, c, obj); err != nil {
+				return err
+			}
+		}
+		if err := tx.Delete(ctx, r, id); err != nil {
+			return s.storeError(r, obj, err)
+		}
+		if h.PostDelete != nil {
+			return h.PostDelete(ctx, tx, c, obj)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.emit(ctx, []Event{{Resource: r.Plural, Action: "delete", Object: obj}})
+	return nil
+}
+
+// Act runs a member action (PUT /<plural>/<id>/<action>).
+func (s *Service) Act(ctx context.Context, c *Call, r *resource.Resource, id, action string, body map[string]any) (any, error) {
+	h := s.hooksFor(r)
+	fn := h.Actions[action]
+	if fn == nil {
+		return nil, fault.NotFound("HTTPNotFound", "The resource could not be found.")
+	}
+	var out any
+	var obj resource.Object
+	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+		var err error
+		if obj, err = s.Load(ctx, tx, c, r, id); err != nil {
+			return err
+		}
+		if err := s.checkWrite(ctx, tx, c, r, obj, action, policy.For(r.Plural).Update); err != nil {
+			return err
+		}
+		out, err = fn(ctx, tx, c, obj, body)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.emit(ctx, []Event{{Resource: r.Plural, Action: action, Object: obj}})
+	return out, nil
+}
+
+func checkRevision(obj resource.Object, want int64) error {
+	if want < 0 {
+		return nil
+	}
+	cur, _ := obj["revision_number"].(int64)
+	if cur != want {
+		return fault.PreconditionFailed("Constrained to %d, but current revision is %d", want, cur)
+	}
+	return nil
+}
+
+// storeError maps constraint violations that hooks did not anticipate.
+func (s *Service) storeError(r *resource.Resource, obj resource.Object, err error) error {
+	if _, ok := fault.As(err); ok {
+		return err
+	}
+	switch {
+	case errors.Is(err, store.ErrReferenced):
+		return fault.Conflict(inUseType(r), "%s %v is in use or refers to a resource that does not exist.", r.Display, obj["id"])
+	case errors.Is(err, store.ErrConflict):
+		return fault.Conflict("Conflict", "%s %v conflicts with an existing resource.", r.Display, obj["id"])
+	}
+	return err
+}
+
+func inUseType(r *resource.Resource) string {
+	return strings.TrimSuffix(r.NotFoundType, "NotFound") + "InUse"
+}
+
+func (s *Service) showAll(ctx context.Context, c *Call, r *resource.Resource, objs []resource.Object) ([]resource.Object, error) {
+	err := s.db.View(ctx, func(tx *store.Tx) error {
+		for _, o := range objs {
+			if err := s.present(ctx, tx, c, r, o); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return objs, err
+}
+
+func (s *Service) showOne(ctx context.Context, c *Call, r *resource.Resource, obj resource.Object) (resource.Object, error) {
+	out, err := s.showAll(ctx, c, r, []resource.Object{obj})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// present runs the Show hook and hides what the caller may not see.
+func (s *Service) present(ctx context.Context, tx *store.Tx, c *Call, r *resource.Resource, obj resource.Object) error {
+	if h := s.hooksFor(r); h.Show != nil {
+		if err := h.Show(ctx, tx, c, obj); err != nil {
+			return err
+		}
+	}
+	for _, a := range r.Attrs {
+		if a.Hidden || (a.AdminVisible && !c.IsAdmin()) {
+			delete(obj, a.Name)
+			continue
+		}
+		if _, ok := obj[a.Name]; !ok {
+			obj[a.Name] = absentValue(a)
+		}
+	}
+	return nil
+}
+
+// absentValue is what an attribute shows when it was never set.
+func absentValue(a *resource.Attr) any {
+	if a.Default != nil {
+		switch d := a.Default.(type) {
+		case []any:
+			return []any{}
+		case map[string]any:
+			return map[string]any{}
+		default:
+			return d
+		}
+	}
+	return nil
+}
+
+// HTTPStatus reports the status an error maps to, for logs and metrics.
+func HTTPStatus(err error) int {
+	if fe, ok := fault.As(err); ok {
+		return fe.Status
+	}
+	return http.StatusInternalServerError
+}
+
+// Fail wraps an unexpected error with context for the log.
+func Fail(op string, err error) error { return fmt.Errorf("%s: %w", op, err) }
