@@ -488,6 +488,27 @@ func (t *Tx) Update(ctx context.Context, r *resource.Resource, o resource.Object
 	return nil
 }
 
+// Rewrite replaces the stored document of a resource inserted earlier in
+// the same transaction, without bumping its revision: hooks use it to
+// complete a document once rows that reference it exist.
+func (t *Tx) Rewrite(ctx context.Context, r *resource.Resource, o resource.Object) error {
+	data, err := json.Marshal(o)
+	if err != nil {
+		return fmt.Errorf("store: encode %s: %w", r.Singular, err)
+	}
+	sets := []string{"data = ?"}
+	args := []any{string(data)}
+	for _, c := range r.Columns() {
+		sets = append(sets, column(c)+" = ?")
+		args = append(args, columnValue(o[c]))
+	}
+	args = append(args, o["id"])
+	if _, err := t.Exec(ctx, "UPDATE "+r.Table+" SET "+strings.Join(sets, ", ")+" WHERE id = ?", args...); err != nil {
+		return fmt.Errorf("store: rewrite %s: %w", r.Singular, err)
+	}
+	return nil
+}
+
 // Delete removes a resource; ErrNotFound when absent, ErrReferenced when
 // other rows still point at it.
 func (t *Tx) Delete(ctx context.Context, r *resource.Resource, id string) error {

@@ -1,0 +1,145 @@
+// Command neutrino is the single binary of the neutrino networking service:
+// the API server, the node agent and the all-in-one, chosen by subcommand.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/neutrino-sdn/neutrino/internal/config"
+	"github.com/neutrino-sdn/neutrino/internal/server"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := rootCmd().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "neutrino:", err)
+		os.Exit(1)
+	}
+}
+
+func rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "neutrino",
+		Short: "neutrino: cloud networking that speaks the OpenStack Networking (Neutron) API v2.0",
+		Long: `neutrino is a software-defined networking service for clouds. It serves the
+OpenStack Networking API v2.0, so the openstack CLI, gophercloud and Terraform
+work against it unchanged.
+
+  neutrino up       run everything on this machine (all-in-one)
+  neutrino server   run the API server`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(serverCmd(), upCmd())
+	return root
+}
+
+// serverFlags are the flags shared by server and up; they override the file.
+type serverFlags struct {
+	configFile, listen, database, authMode, keystoneURL, stateDir, logFormat string
+}
+
+func (f *serverFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.configFile, "config", "", "configuration file (TOML); see docs/configuration.md")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:9696", "API listen address")
+	fl.StringVar(&f.database, "database", "", "database URL: sqlite:PATH or postgres://… (default: sqlite under --state-dir)")
+	fl.StringVar(&f.authMode, "auth", "noauth", "authentication: noauth (every caller is admin) or keystone")
+	fl.StringVar(&f.keystoneURL, "keystone-url", "", "Keystone v3 URL for --auth keystone, e.g. http://127.0.0.1:5000/v3")
+	fl.StringVar(&f.stateDir, "state-dir", config.DefaultStateDir(), "directory for the embedded database and local state")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+}
+
+// load reads the config file and applies the flags the user set.
+func (f *serverFlags) load(cmd *cobra.Command) (config.Config, error) {
+	cfg, err := config.Load(f.configFile)
+	if err != nil {
+		return cfg, err
+	}
+	set := func(name string, dst *string, v string) {
+		if cmd.Flags().Changed(name) {
+			*dst = v
+		}
+	}
+	set("listen", &cfg.Listen, f.listen)
+	set("database", &cfg.Database, f.database)
+	set("auth", &cfg.Auth, f.authMode)
+	set("keystone-url", &cfg.Keystone.URL, f.keystoneURL)
+	set("state-dir", &cfg.StateDir, f.stateDir)
+	set("log-format", &cfg.LogFormat, f.logFormat)
+	return cfg, nil
+}
+
+func newLogger(cfg config.Config) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if strings.EqualFold(cfg.LogFormat, "json") {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+func serverCmd() *cobra.Command {
+	f := &serverFlags{}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the API server (OpenStack Networking API v2.0)",
+		Long: `Run the neutrino API server. It is stateless: run any number of replicas over
+one PostgreSQL database. With the default SQLite database it runs alone.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.load(cmd)
+			if err != nil {
+				return err
+			}
+			return runServer(cmd.Context(), cfg)
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
+func upCmd() *cobra.Command {
+	f := &serverFlags{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run neutrino all-in-one on this machine",
+		Long: `Run neutrino all-in-one: the API server with its embedded SQLite store under
+--state-dir, in noauth mode. Point the openstack CLI at it with
+  export OS_AUTH_TYPE=none OS_ENDPOINT=http://127.0.0.1:9696
+Stop it with Ctrl-C; a later 'up' with the same --state-dir resumes its data.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.load(cmd)
+			if err != nil {
+				return err
+			}
+			return runServer(cmd.Context(), cfg)
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
+func runServer(ctx context.Context, cfg config.Config) error {
+	log := newLogger(cfg)
+	srv, err := server.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return srv.Serve(ctx, func(addr string) {
+		fmt.Fprintf(os.Stderr, "neutrino is serving the Networking API at http://%s (database %s)\n", addr, cfg.DatabaseURL())
+	})
+}

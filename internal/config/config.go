@@ -1,0 +1,185 @@
+// Package config owns neutrino's configuration: one TOML file whose every
+// option is documented in docs/configuration.md, with defaults that run an
+// all-in-one out of the box, and command-line flags that override the file.
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/parsers/toml/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/v2"
+
+	"github.com/neutrino-sdn/neutrino/internal/segment"
+)
+
+// Config is the whole configuration of a neutrino process.
+type Config struct {
+	// StateDir holds the embedded database and other local state.
+	StateDir string `koanf:"state_dir"`
+	// Listen is the API address.
+	Listen string `koanf:"listen"`
+	// Database is "sqlite:PATH" or "postgres://…"; empty means SQLite in StateDir.
+	Database string `koanf:"database"`
+	// Auth is "noauth" or "keystone".
+	Auth     string   `koanf:"auth"`
+	Keystone Keystone `koanf:"keystone"`
+	// NoAuthProject is the project of noauth callers that send no X-Project-Id.
+	NoAuthProject string `koanf:"noauth_project"`
+	// LogFormat is "text" or "json"; LogLevel "debug", "info", "warn", "error".
+	LogFormat string `koanf:"log_format"`
+	LogLevel  string `koanf:"log_level"`
+	// BaseMAC is the prefix of generated port MAC addresses.
+	BaseMAC string `koanf:"base_mac"`
+	ML2     ML2    `koanf:"ml2"`
+	// Quotas are default per-project limits by resource (-1 = unlimited).
+	Quotas map[string]int64 `koanf:"quotas"`
+	// ShutdownTimeout bounds how long in-flight requests may finish on stop.
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+}
+
+// Keystone configures token validation against Keystone v3.
+type Keystone struct {
+	URL               string        `koanf:"url"`
+	Username          string        `koanf:"username"`
+	Password          string        `koanf:"password"`
+	ProjectName       string        `koanf:"project_name"`
+	UserDomainName    string        `koanf:"user_domain_name"`
+	ProjectDomainName string        `koanf:"project_domain_name"`
+	CacheTTL          time.Duration `koanf:"cache_ttl"`
+}
+
+// ML2 configures network types and segment ranges, as Neutron's ml2 section.
+type ML2 struct {
+	TenantNetworkTypes []string `koanf:"tenant_network_types"`
+	FlatNetworks       []string `koanf:"flat_networks"`
+	// NetworkVLANRanges entries are "physnet" or "physnet:MIN:MAX".
+	NetworkVLANRanges []string `koanf:"network_vlan_ranges"`
+	VNIRanges         string   `koanf:"vni_ranges"`
+	TunnelIDRanges    string   `koanf:"tunnel_id_ranges"`
+	GeneveVNIRanges   string   `koanf:"geneve_vni_ranges"`
+	GlobalPhysnetMTU  int64    `koanf:"global_physnet_mtu"`
+}
+
+// DefaultStateDir is where state lives unless configured.
+func DefaultStateDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/neutrino"
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "neutrino")
+	}
+	return ".neutrino"
+}
+
+// Default returns the built-in configuration.
+func Default() Config {
+	return Config{
+		StateDir:        DefaultStateDir(),
+		Listen:          "127.0.0.1:9696",
+		Auth:            "noauth",
+		NoAuthProject:   "admin",
+		LogFormat:       "text",
+		LogLevel:        "info",
+		BaseMAC:         "fa:16:3e:00:00:00",
+		ShutdownTimeout: 30 * time.Second,
+		Keystone: Keystone{
+			UserDomainName: "Default", ProjectDomainName: "Default", CacheTTL: 5 * time.Minute,
+		},
+		ML2: ML2{
+			TenantNetworkTypes: []string{"vxlan"},
+			FlatNetworks:       []string{"*"},
+			NetworkVLANRanges:  []string{"physnet1:1000:2999"},
+			VNIRanges:          "1:1000",
+			TunnelIDRanges:     "1:1000",
+			GeneveVNIRanges:    "1:1000",
+			GlobalPhysnetMTU:   1500,
+		},
+	}
+}
+
+// Load reads the TOML file at path (if path is not empty) over the defaults.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	if path == "" {
+		return cfg, nil
+	}
+	k := koanf.New(".")
+	if err := k.Load(file.Provider(path), toml.Parser()); err != nil {
+		return cfg, fmt.Errorf("config: read %s: %w", path, err)
+	}
+	if err := k.UnmarshalWithConf("", &cfg, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
+		return cfg, fmt.Errorf("config: %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// DatabaseURL is the configured database, defaulting to SQLite in StateDir.
+func (c Config) DatabaseURL() string {
+	if c.Database != "" {
+		return c.Database
+	}
+	return "sqlite:" + filepath.Join(c.StateDir, "neutrino.db")
+}
+
+// Validate checks values that would otherwise fail late.
+func (c Config) Validate() error {
+	switch c.Auth {
+	case "noauth":
+	case "keystone":
+		if c.Keystone.URL == "" {
+			return fmt.Errorf("config: auth = keystone needs keystone.url (or --keystone-url)")
+		}
+	default:
+		return fmt.Errorf("config: auth must be noauth or keystone, not %q", c.Auth)
+	}
+	if _, err := c.Segments(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Segments converts the ml2 options into the type drivers' configuration.
+func (c Config) Segments() (segment.Config, error) {
+	out := segment.Config{
+		TenantNetworkTypes: c.ML2.TenantNetworkTypes,
+		FlatNetworks:       c.ML2.FlatNetworks,
+		VLANRanges:         map[string][]segment.Range{},
+		PhysnetMTU:         c.ML2.GlobalPhysnetMTU,
+	}
+	var err error
+	if out.VXLANRanges, err = segment.ParseRanges(c.ML2.VNIRanges); err != nil {
+		return out, fmt.Errorf("config: ml2.vni_ranges: %w", err)
+	}
+	if out.GRERanges, err = segment.ParseRanges(c.ML2.TunnelIDRanges); err != nil {
+		return out, fmt.Errorf("config: ml2.tunnel_id_ranges: %w", err)
+	}
+	if out.GeneveRanges, err = segment.ParseRanges(c.ML2.GeneveVNIRanges); err != nil {
+		return out, fmt.Errorf("config: ml2.geneve_vni_ranges: %w", err)
+	}
+	for _, e := range c.ML2.NetworkVLANRanges {
+		physnet, rng, hasRange := strings.Cut(e, ":")
+		if physnet == "" {
+			return out, fmt.Errorf("config: ml2.network_vlan_ranges: empty physical network in %q", e)
+		}
+		if !hasRange {
+			out.VLANRanges[physnet] = append(out.VLANRanges[physnet], []segment.Range{}...)
+			continue
+		}
+		rs, err := segment.ParseRanges(rng)
+		if err != nil {
+			return out, fmt.Errorf("config: ml2.network_vlan_ranges: %w", err)
+		}
+		for _, r := range rs {
+			if r.Min < 1 || r.Max > 4094 {
+				return out, fmt.Errorf("config: ml2.network_vlan_ranges: %q outside 1..4094", e)
+			}
+		}
+		out.VLANRanges[physnet] = append(out.VLANRanges[physnet], rs...)
+	}
+	return out, nil
+}

@@ -1,0 +1,296 @@
+// Package network owns the semantics of networks and of RBAC policies on
+// them: provider attributes and segments, MTU, sharing (access_as_shared)
+// and external access (access_as_external) expressed as RBAC entries, and
+// the in-use checks that keep a network from being deleted or unshared
+// while other projects depend on it.
+package network
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/neutrino-sdn/neutrino/internal/fault"
+	"github.com/neutrino-sdn/neutrino/internal/policy"
+	"github.com/neutrino-sdn/neutrino/internal/resource"
+	"github.com/neutrino-sdn/neutrino/internal/segment"
+	"github.com/neutrino-sdn/neutrino/internal/service"
+	"github.com/neutrino-sdn/neutrino/internal/store"
+)
+
+// RBAC actions on networks.
+const (
+	ActionShared   = "access_as_shared"
+	ActionExternal = "access_as_external"
+)
+
+// Device owners whose ports are removed with their network.
+var autoDeleteOwners = map[string]bool{"network:dhcp": true}
+
+// Plugin carries the network and RBAC semantics.
+type Plugin struct {
+	svc  *service.Service
+	segs *segment.Manager
+	nets, ports, subnets, rbac *resource.Resource
+}
+
+// Register installs the network and rbac-policy hooks.
+func Register(svc *service.Service, segs *segment.Manager) *Plugin {
+	reg := svc.Registry()
+	p := &Plugin{svc: svc, segs: segs, nets: reg.ByPlural("networks"), ports: reg.ByPlural("ports"),
+		subnets: reg.ByPlural("subnets"), rbac: reg.ByPlural("rbac-policies")}
+	svc.SetHooks("networks", &service.Hooks{
+		Facts:      p.networkFacts,
+		PreCreate:  p.preCreate,
+		PostCreate: p.postCreate,
+		PreUpdate:  p.preUpdate,
+		PreDelete:  p.preDelete,
+		Show:       p.show,
+	})
+	svc.SetHooks("rbac-policies", &service.Hooks{
+		PreCreate: p.rbacPreCreate,
+		PreUpdate: p.rbacPreUpdate,
+		PreDelete: p.rbacPreDelete,
+	})
+	return p
+}
+
+// Access tells whether a network is shared with or external to a project.
+func Access(ctx context.Context, tx *store.Tx, netID, project string) (shared, external bool, err error) {
+	rows, err := tx.Query(ctx, `SELECT action FROM rbac_policies WHERE object_type = 'network' AND object_id = ? AND target_tenant IN ('*', ?)`, netID, project)
+	if err != nil {
+		return false, false, fmt.Errorf("read rbac of network %s: %w", netID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return false, false, fmt.Errorf("read rbac of network %s: %w", netID, err)
+		}
+		shared = shared || a == ActionShared
+		external = external || a == ActionExternal
+	}
+	return shared, external, rows.Err()
+}
+
+// wildcard tells whether a network has a wildcard entry for action.
+func wildcard(ctx context.Context, tx *store.Tx, netID, action string) (bool, error) {
+	var n int
+	err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM rbac_policies WHERE object_type = 'network' AND object_id = ? AND action = ? AND target_tenant = '*'`, netID, action).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("read rbac of network %s: %w", netID, err)
+	}
+	return n > 0, nil
+}
+
+// Facts returns the policy facts of a network for the caller; subnets and
+// ports use it for their network.
+func Facts(ctx context.Context, tx *store.Tx, c *service.Call, net resource.Object) (policy.Facts, error) {
+	id, _ := net["id"].(string)
+	shared, external, err := Access(ctx, tx, id, c.Project)
+	if err != nil {
+		return policy.Facts{}, err
+	}
+	owner, _ := net["project_id"].(string)
+	return policy.Facts{Shared: shared, External: external, NetworkOwner: owner}, nil
+}
+
+func (p *Plugin) networkFacts(ctx context.Context, tx *store.Tx, c *service.Call, obj resource.Object) (policy.Facts, error) {
+	return Facts(ctx, tx, c, obj)
+}
+
+func (p *Plugin) show(ctx context.Context, tx *store.Tx, c *service.Call, obj resource.Object) error {
+	id, _ := obj["id"].(string)
+	shared, external, err := Access(ctx, tx, id, c.Project)
+	if err != nil {
+		return err
+	}
+	obj["shared"], obj["router:external"] = shared, external
+	return nil
+}
+
+func int64Of(v any) (int64, bool) {
+	n, ok := v.(int64)
+	return n, ok
+}
+
+func (p *Plugin) preCreate(ctx context.Context, tx *store.Tx, c *service.Call, obj resource.Object, given map[string]bool) error {
+	var seg segment.Segment
+	segGiven := false
+	provider := given["provider:network_type"] || given["provider:physical_network"] || given["provider:segmentation_id"]
+	if provider {
+		t, _ := obj["provider:network_type"].(string)
+		if t == "" {
+			return fault.InvalidInput("provider:network_type required")
+		}
+		physnet, _ := obj["provider:physical_network"].(string)
+		segID := int64(-1)
+		if n, ok := int64Of(obj["provider:segmentation_id"]); ok {
+			segID = n
+			segGiven = true
+		}
+		if err := p.segs.Validate(t, physnet, segID); err != nil {
+			return err
+		}
+		seg = segment.Segment{NetworkType: t, PhysicalNetwork: physnet, SegmentationID: max(segID, 0)}
+	}
+	// The segment row references the network, so it is allocated in
+	// PostCreate; the draft travels in a private key until then.
+	obj["_segment"] = map[string]any{"type": seg.NetworkType, "physnet": seg.PhysicalNetwork, "id": seg.SegmentationID, "given": segGiven}
+	obj["status"] = "ACTIVE"
+	obj["subnets"] = []any{}
+	return nil
+}
+
+func (p *Plugin) postCreate(ctx context.Context, tx *store.Tx, c *service.Call, obj resource.Object) error {
+	id, _ := obj["id"].(string)
+	want, _ := obj["_segment"].(map[string]any)
+	delete(obj, "_segment")
+	seg := segment.Segment{}
+	if want != nil {
+		seg.NetworkType, _ = want["type"].(string)
+		seg.PhysicalNetwork, _ = want["physnet"].(string)
+		seg.SegmentationID, _ = int64Of(want["id"])
+	}
+	given, _ := want["given"].(bool)
+	seg, err := p.segs.Allocate(ctx, tx, id, seg, given)
+	if err != nil {
+		return err
+	}
+	setProvider(obj, seg)
+	maxMTU := p.segs.MTU(seg.NetworkType)
+	if mtu, ok := int64Of(obj["mtu"]); ok {
+		if mtu > maxMTU {
+			return fault.InvalidInput("Requested MTU is too big, maximum is %d", maxMTU)
+		}
+	} else {
+		obj["mtu"] = maxMTU
+	}
+	if shared, _ := obj["shared"].(bool); shared {
+		if err := p.addWildcard(ctx, tx, obj, ActionShared); err != nil {
+			return err
+		}
+	}
+	if ext, _ := obj["router:external"].(bool); ext {
+		if err := p.addWildcard(ctx, tx, obj, ActionExternal); err != nil {
+			return err
+		}
+	}
+	// Store the completed document (segment, MTU) in place of the draft.
+	return tx.Rewrite(ctx, p.nets, obj)
+}
+
+func setProvider(obj resource.Object, seg segment.Segment) {
+	obj["provider:network_type"] = seg.NetworkType
+	if seg.PhysicalNetwork != "" {
+		obj["provider:physical_network"] = seg.PhysicalNetwork
+	} else {
+		obj["provider:physical_network"] = nil
+	}
+	if seg.NetworkType == segment.Flat {
+		obj["provider:segmentation_id"] = nil
+	} else {
+		obj["provider:segmentation_id"] = seg.SegmentationID
+	}
+}
+
+func (p *Plugin) addWildcard(ctx context.Context, tx *store.Tx, net resource.Object, action string) error {
+	project, _ := net["project_id"].(string)
+	_, _, err := p.svc.CreateInTx(ctx, tx, p.rbac, project, map[string]any{
+		"object_type": "network", "object_id": net["id"], "action": action, "target_tenant": "*",
+	})
+	return err
+}
+
+func (p *Plugin) removeWildcard(ctx context.Context, tx *store.Tx, net resource.Object, action string) error {
+	entries, err := tx.List(ctx, p.rbac, store.Where{"object_id": {net["id"]}, "action": {action}, "target_tenant": {"*"}})
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := p.rbacPreDelete(ctx, tx, p.svc.SystemCall(), e); err != nil {
+			return err
+		}
+		if err := tx.Delete(ctx, p.rbac, e["id"].(string)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Plugin) preUpdate(ctx context.Context, tx *store.Tx, c *service.Call, old, obj, changes resource.Object) error {
+	id, _ := obj["id"].(string)
+	if v, ok := changes["shared"].(bool); ok {
+		cur, err := wildcard(ctx, tx, id, ActionShared)
+		if err != nil {
+			return err
+		}
+		if v && !cur {
+			if !c.IsAdmin() && obj["project_id"] != c.Project {
+				return fault.PolicyNotAuthorized("update_network:shared")
+			}
+			if err := p.addWildcard(ctx, tx, obj, ActionShared); err != nil {
+				return err
+			}
+		} else if !v && cur {
+			if err := p.removeWildcard(ctx, tx, obj, ActionShared); err != nil {
+				if fe, ok := fault.As(err); ok && fe.Type == "RbacPolicyInUse" {
+					return fault.Conflict("InvalidSharedSetting", "Unable to reconfigure sharing settings for network %s. Multiple tenants are using it.", id)
+				}
+				return err
+			}
+		}
+	}
+	if v, ok := changes["router:external"].(bool); ok {
+		cur, err := wildcard(ctx, tx, id, ActionExternal)
+		if err != nil {
+			return err
+		}
+		if v && !cur {
+			if err := p.addWildcard(ctx, tx, obj, ActionExternal); err != nil {
+				return err
+			}
+		} else if !v && cur {
+			if err := p.removeWildcard(ctx, tx, obj, ActionExternal); err != nil {
+				return err
+			}
+		}
+	}
+	if mtu, ok := int64Of(changes["mtu"]); ok {
+		t, _ := obj["provider:network_type"].(string)
+		if maxMTU := p.segs.MTU(t); mtu > maxMTU {
+			return fault.InvalidInput("Requested MTU is too big, maximum is %d", maxMTU)
+		}
+	}
+	return nil
+}
+
+func (p *Plugin) preDelete(ctx context.Context, tx *store.Tx, c *service.Call, obj resource.Object) error {
+	id, _ := obj["id"].(string)
+	ports, err := tx.List(ctx, p.ports, store.Where{"network_id": {id}})
+	if err != nil {
+		return err
+	}
+	for _, port := range ports {
+		if !autoDeleteOwners[fmt.Sprint(port["device_owner"])] {
+			return fault.Conflict("NetworkInUse", "Unable to complete operation on network %s. There are one or more ports still in use on the network.", id)
+		}
+	}
+	for _, port := range ports {
+		if _, err := p.svc.DeleteInTx(ctx, tx, p.ports, port); err != nil {
+			return err
+		}
+	}
+	subnets, err := tx.List(ctx, p.subnets, store.Where{"network_id": {id}})
+	if err != nil {
+		return err
+	}
+	for _, s := range subnets {
+		if _, err := p.svc.DeleteInTx(ctx, tx, p.subnets, s); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM rbac_policies WHERE object_type = 'network' AND object_id = ?`, id); err != nil {
+		return fmt.Errorf("delete rbac of network %s: %w", id, err)
+	}
+	return nil
+}

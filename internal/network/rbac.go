@@ -1,0 +1,126 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/neutrino-sdn/neutrino/internal/fault"
+	"github.com/neutrino-sdn/neutrino/internal/resource"
+	"github.com/neutrino-sdn/neutrino/internal/service"
+	"github.com/neutrino-sdn/neutrino/internal/store"
+)
+
+func (p *Plugin) rbacPreCreate(ctx context.Context, tx *store.Tx, c *service.Call, obj resource.Object, _ map[string]bool) error {
+	netID, _ := obj["object_id"].(string)
+	net, err := tx.Get(ctx, p.nets, netID)
+	if errors.Is(err, store.ErrNotFound) {
+		return fault.NotFound("NetworkNotFound", "Network %s could not be found.", netID)
+	}
+	if err != nil {
+		return err
+	}
+	if !c.IsAdmin() && net["project_id"] != c.Project {
+		shared, external, err := Access(ctx, tx, netID, c.Project)
+		if err != nil {
+			return err
+		}
+		if !shared && !external {
+			return fault.NotFound("NetworkNotFound", "Network %s could not be found.", netID)
+		}
+		return fault.PolicyNotAuthorized("create_rbac_policy")
+	}
+	if obj["target_tenant"] == "*" && !c.IsAdmin() && obj["action"] == ActionExternal {
+		return fault.PolicyNotAuthorized("create_rbac_policy:target_tenant")
+	}
+	return p.checkDuplicate(ctx, tx, obj)
+}
+
+func (p *Plugin) checkDuplicate(ctx context.Context, tx *store.Tx, obj resource.Object) error {
+	n, err := tx.Count(ctx, p.rbac, store.Where{
+		"object_type": {obj["object_type"]}, "object_id": {obj["object_id"]},
+		"action": {obj["action"]}, "target_tenant": {obj["target_tenant"]},
+	})
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return fault.Conflict("DuplicateRbacPolicy", "An RBAC policy already exists with those values.")
+	}
+	return nil
+}
+
+func (p *Plugin) rbacPreUpdate(ctx context.Context, tx *store.Tx, c *service.Call, old, obj, changes resource.Object) error {
+	if old["target_tenant"] == obj["target_tenant"] {
+		return nil
+	}
+	if obj["target_tenant"] == "*" && !c.IsAdmin() && obj["action"] == ActionExternal {
+		return fault.PolicyNotAuthorized("update_rbac_policy:target_tenant")
+	}
+	if err := p.rbacPreDelete(ctx, tx, c, old); err != nil {
+		return err
+	}
+	return p.checkDuplicate(ctx, tx, obj)
+}
+
+// rbacPreDelete refuses to remove an entry that projects other than the
+// network's owner still rely on (their ports, or floating IPs on an
+// external network), unless another entry keeps their access.
+func (p *Plugin) rbacPreDelete(ctx context.Context, tx *store.Tx, _ *service.Call, obj resource.Object) error {
+	netID, _ := obj["object_id"].(string)
+	action, _ := obj["action"].(string)
+	target, _ := obj["target_tenant"].(string)
+	net, err := tx.Get(ctx, p.nets, netID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	owner, _ := net["project_id"].(string)
+	// Projects that keep access through other entries.
+	others, err := tx.List(ctx, p.rbac, store.Where{"object_id": {netID}, "action": {action}})
+	if err != nil {
+		return err
+	}
+	kept := map[string]bool{owner: true}
+	for _, e := range others {
+		if e["id"] == obj["id"] {
+			continue
+		}
+		t, _ := e["target_tenant"].(string)
+		if t == "*" {
+			return nil // a wildcard keeps everyone's access
+		}
+		kept[t] = true
+	}
+	affected := func(project string) bool {
+		if kept[project] || project == "" {
+			return false
+		}
+		return target == "*" || target == project
+	}
+	var users []string
+	ports, err := tx.List(ctx, p.ports, store.Where{"network_id": {netID}})
+	if err != nil {
+		return err
+	}
+	for _, port := range ports {
+		users = append(users, fmt.Sprint(port["project_id"]))
+	}
+	if action == ActionExternal {
+		fips, err := tx.List(ctx, p.svc.Registry().ByPlural("floatingips"), store.Where{"floating_network_id": {netID}})
+		if err != nil {
+			return err
+		}
+		for _, f := range fips {
+			users = append(users, fmt.Sprint(f["project_id"]))
+		}
+	}
+	for _, u := range users {
+		if affected(u) {
+			return fault.Conflict("RbacPolicyInUse", "RBAC policy on object %s cannot be removed because other objects depend on it.", netID)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,140 @@
+// Package server assembles a neutrino API server from its parts: the store,
+// the resource engine with every resource's semantics, authentication and
+// the HTTP API, and runs it with health endpoints and graceful shutdown.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/neutrino-sdn/neutrino/internal/api"
+	"github.com/neutrino-sdn/neutrino/internal/auth"
+	"github.com/neutrino-sdn/neutrino/internal/config"
+	"github.com/neutrino-sdn/neutrino/internal/network"
+	"github.com/neutrino-sdn/neutrino/internal/resource"
+	"github.com/neutrino-sdn/neutrino/internal/segment"
+	"github.com/neutrino-sdn/neutrino/internal/service"
+	"github.com/neutrino-sdn/neutrino/internal/store"
+)
+
+// Server is an assembled, not yet serving, API server.
+type Server struct {
+	cfg     config.Config
+	log     *slog.Logger
+	DB      *store.DB
+	Service *service.Service
+	API     *api.Server
+}
+
+// New opens and migrates the store and builds the API.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL(), log)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	reg, err := resource.NewRegistry(resource.All()...)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("server: resources: %w", err)
+	}
+	quotas := service.DefaultQuotas()
+	for k, v := range cfg.Quotas {
+		quotas[k] = v
+	}
+	svc := service.New(db, reg, service.Config{DefaultProject: cfg.NoAuthProject, DefaultQuotas: quotas}, log)
+	segCfg, err := cfg.Segments()
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	network.Register(svc, segment.New(segCfg))
+	if err := registerPlugins(svc, cfg); err != nil {
+		db.Close()
+		return nil, err
+	}
+	authn, err := authenticator(cfg, log)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	a := api.New(svc, authn, log)
+	return &Server{cfg: cfg, log: log, DB: db, Service: svc, API: a}, nil
+}
+
+func authenticator(cfg config.Config, log *slog.Logger) (auth.Authenticator, error) {
+	if cfg.Auth == "keystone" {
+		k := cfg.Keystone
+		return auth.NewKeystone(auth.KeystoneConfig{
+			URL: k.URL, CacheTTL: k.CacheTTL, Username: k.Username, Password: k.Password,
+			ProjectName: k.ProjectName, UserDomainName: k.UserDomainName, ProjectDomainName: k.ProjectDomainName,
+		}, log)
+	}
+	return auth.NewNoAuth(), nil
+}
+
+// Handler is the full HTTP handler: the API plus /healthz and /readyz.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.DB.View(ctx, func(*store.Tx) error { return nil }); err != nil {
+			http.Error(w, "store unavailable: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	mux.Handle("/", s.API)
+	return mux
+}
+
+// Serve listens on the configured address until ctx ends, then lets
+// in-flight requests finish (bounded by ShutdownTimeout) and closes the store.
+// ready, if not nil, receives the bound address once listening.
+func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("server: listen on %s: %w", s.cfg.Listen, err)
+	}
+	return s.ServeListener(ctx, ln, ready)
+}
+
+// ServeListener is Serve on an existing listener.
+func (s *Server) ServeListener(ctx context.Context, ln net.Listener, ready func(addr string)) error {
+	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 30 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	s.log.Info("neutrino API listening", "addr", ln.Addr().String(), "database", s.DB.Backend(), "auth", s.cfg.Auth)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		s.DB.Close()
+		return fmt.Errorf("server: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return errors.Join(err, s.DB.Close())
+}
