@@ -28,8 +28,8 @@ var autoDeleteOwners = map[string]bool{"network:dhcp": true}
 
 // Plugin carries the network and RBAC semantics.
 type Plugin struct {
-	svc  *service.Service
-	segs *segment.Manager
+	svc                        *service.Service
+	segs                       *segment.Manager
 	nets, ports, subnets, rbac *resource.Resource
 }
 
