@@ -38,7 +38,9 @@ type KeystoneConfig struct {
 	URL string
 	// CacheTTL is how long a validated token is trusted without asking
 	// Keystone again (default 5m); never beyond the token's expires_at.
-	// A negative value disables the cache.
+	// A token revoked in Keystone is thus still accepted for up to
+	// CacheTTL, as with keystonemiddleware's token_cache_time. Failed
+	// validations are not cached. A negative value disables the cache.
 	CacheTTL time.Duration
 	// CacheSize bounds the number of cached tokens (default 10000).
 	CacheSize int
