@@ -1,12 +1,16 @@
 package server
 
 import (
+	"github.com/neutrino-sdn/neutrino/internal/api"
 	"github.com/neutrino-sdn/neutrino/internal/config"
 	"github.com/neutrino-sdn/neutrino/internal/service"
 )
 
 // registerPlugins installs the semantics of subnets, ports, routers,
-// floating IPs, security groups and the other resources beyond networks.
-func registerPlugins(svc *service.Service, cfg config.Config) error {
+// floating IPs, security groups and the other resources beyond networks,
+// and the API routes of collections that are not plain resources.
+// Areas are wired to each other here through function values, so that no
+// area imports another's package.
+func registerPlugins(svc *service.Service, a *api.Server, cfg config.Config) error {
 	return nil
 }

@@ -59,17 +59,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		db.Close()
 		return nil, err
 	}
-	network.Register(svc, segment.New(segCfg))
-	if err := registerPlugins(svc, cfg); err != nil {
-		db.Close()
-		return nil, err
-	}
 	authn, err := authenticator(cfg, log)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	a := api.New(svc, authn, log)
+	network.Register(svc, segment.New(segCfg))
+	if err := registerPlugins(svc, a, cfg); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return &Server{cfg: cfg, log: log, DB: db, Service: svc, API: a}, nil
 }
 

@@ -81,7 +81,7 @@ type Config struct {
 type Service struct {
 	db    *store.DB
 	reg   *resource.Registry
-	hooks map[string]*Hooks
+	hooks map[string][]*Hooks
 	cfg   Config
 	log   *slog.Logger
 	// listeners get every committed change.
@@ -96,7 +96,7 @@ func New(db *store.DB, reg *resource.Registry, cfg Config, log *slog.Logger) *Se
 	if cfg.DefaultQuotas == nil {
 		cfg.DefaultQuotas = DefaultQuotas()
 	}
-	return &Service{db: db, reg: reg, hooks: map[string]*Hooks{}, cfg: cfg, log: log}
+	return &Service{db: db, reg: reg, hooks: map[string][]*Hooks{}, cfg: cfg, log: log}
 }
 
 // DB returns the store, for hooks and special endpoints.
@@ -105,17 +105,22 @@ func (s *Service) DB() *store.DB { return s.db }
 // Registry returns the resource descriptions.
 func (s *Service) Registry() *resource.Registry { return s.reg }
 
-// SetHooks installs the semantics of a resource, by plural.
-func (s *Service) SetHooks(plural string, h *Hooks) { s.hooks[plural] = h }
+// SetHooks installs the semantics of a resource, by plural. Several areas
+// may add hooks to one resource (routers guard their ports, floating IPs
+// follow port deletion): hooks run in the order they were added, and the
+// first error stops the request.
+func (s *Service) SetHooks(plural string, h *Hooks) { s.hooks[plural] = append(s.hooks[plural], h) }
 
 // OnChange registers a listener for committed changes.
 func (s *Service) OnChange(fn func(context.Context, Event)) { s.listeners = append(s.listeners, fn) }
 
+// hooksFor merges the hooks of r into one set that runs them in order.
 func (s *Service) hooksFor(r *resource.Resource) *Hooks {
-	if h := s.hooks[r.Plural]; h != nil {
-		return h
+	hs := s.hooks[r.Plural]
+	if len(hs) == 1 {
+		return hs[0]
 	}
-	return &Hooks{}
+	return mergeHooks(hs)
 }
 
 // NewCall makes the Call for an authenticated identity.
