@@ -90,4 +90,3 @@ func mergeHooks(hs []*Hooks) *Hooks {
 	}
 	return m
 }
-
