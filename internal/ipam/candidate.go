@@ -57,9 +57,13 @@ func RandomCandidate(pools []Pool, rng *rand.Rand) netip.Addr {
 		r, _ = r.sub(d)
 		r, _ = r.sub64(1)
 	}
-	// Only reachable when the total saturated: fall back to the last pool.
-	last := pools[len(pools)-1]
-	return last.End
+	// Only reachable when overlapping pools saturated the total: fall back
+	// to the end of the last usable pool.
+	for i := len(pools) - 1; ; i-- {
+		if _, ok := pools[i].span(); ok {
+			return pools[i].End
+		}
+	}
 }
 
 // uniformUpTo returns a uniformly distributed value in [0, m].

@@ -26,7 +26,13 @@ func TestRandomCandidateEdges(t *testing.T) {
 	}
 	whole := []Pool{pool("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")}
 	whole4 := []Pool{pool("0.0.0.0", "255.255.255.255")}
+	// Overlapping pools whose sizes overflow 128 bits still give an
+	// address of the pools.
+	twice := append(slices.Clone(whole), whole[0], pool("10.0.0.9", "10.0.0.1"))
 	for range 100 {
+		if a := RandomCandidate(twice, rng); !a.Is6() {
+			t.Fatalf("saturated: %v", a)
+		}
 		if a := RandomCandidate(whole, rng); !a.Is6() {
 			t.Fatalf("whole v6: %v", a)
 		}

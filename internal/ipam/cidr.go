@@ -62,25 +62,21 @@ func ParseRouteCIDR(s string) (netip.Prefix, error) {
 	return p, nil
 }
 
-// Well-known networks, compared by containment as netaddr does.
-var (
-	v4Loopback  = netip.MustParsePrefix("127.0.0.0/8")
-	v6Loopback  = netip.MustParsePrefix("::1/128")
-	v4Multicast = netip.MustParsePrefix("224.0.0.0/4")
-	v6Multicast = netip.MustParsePrefix("ff00::/8")
-)
-
 // within reports whether prefix p lies entirely inside net.
 func within(p, net netip.Prefix) bool {
 	return p.Addr().Is4() == net.Addr().Is4() && p.Bits() >= net.Bits() && net.Contains(p.Addr())
 }
 
+// isLoopbackNet and isMulticastNet test containment in the well-known
+// networks, as netaddr's is_loopback and is_multicast do for a network.
 func isLoopbackNet(p netip.Prefix) bool {
-	return within(p, v4Loopback) || within(p, v6Loopback)
+	return within(p, netip.PrefixFrom(netip.AddrFrom4([4]byte{127}), 8)) ||
+		within(p, netip.PrefixFrom(netip.IPv6Loopback(), 128))
 }
 
 func isMulticastNet(p netip.Prefix) bool {
-	return within(p, v4Multicast) || within(p, v6Multicast)
+	return within(p, netip.PrefixFrom(netip.AddrFrom4([4]byte{224}), 4)) ||
+		within(p, netip.PrefixFrom(netip.AddrFrom16([16]byte{0xff}), 8))
 }
 
 // ValidateSubnetCIDR applies the checks Neutron makes on a subnet's CIDR
