@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/neutrino-sdn/neutrino/internal/auth"
 	"github.com/neutrino-sdn/neutrino/internal/fault"
@@ -35,15 +36,15 @@ type Server struct {
 	auth auth.Authenticator
 	log  *slog.Logger
 	mux  *http.ServeMux
-	// Extra routes registered by other packages (network-ip-availabilities).
+	m    *metrics
 }
 
-// New builds the API handler.
-func New(svc *service.Service, authn auth.Authenticator, log *slog.Logger) *Server {
+// New builds the API handler. Its metrics are registered on reg, if not nil.
+func New(svc *service.Service, authn auth.Authenticator, log *slog.Logger, reg prometheus.Registerer) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{svc: svc, auth: authn, log: log, mux: http.NewServeMux()}
+	s := &Server{svc: svc, auth: authn, log: log, mux: http.NewServeMux(), m: newMetrics(reg)}
 	s.routes()
 	return s
 }
@@ -111,8 +112,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			log.Error("panic serving request", "panic", p, "method", r.Method, "path", r.URL.Path)
 			writeError(rec, fault.Internal())
 		}
+		d := time.Since(start)
+		s.m.observe(r, rec.status, d)
 		log.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
-			"duration_ms", float64(time.Since(start).Microseconds())/1000)
+			"duration_ms", float64(d.Microseconds())/1000)
 	}()
 	s.mux.ServeHTTP(rec, r)
 }

@@ -12,6 +12,10 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/neutrino-sdn/neutrino/internal/api"
 	"github.com/neutrino-sdn/neutrino/internal/auth"
 	"github.com/neutrino-sdn/neutrino/internal/config"
@@ -29,6 +33,7 @@ type Server struct {
 	DB      *store.DB
 	Service *service.Service
 	API     *api.Server
+	metrics *prometheus.Registry
 }
 
 // New opens and migrates the store and builds the API.
@@ -64,13 +69,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		db.Close()
 		return nil, err
 	}
-	a := api.New(svc, authn, log)
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a := api.New(svc, authn, log, metrics)
 	network.Register(svc, segment.New(segCfg))
 	if err := registerPlugins(svc, a, cfg); err != nil {
 		db.Close()
 		return nil, err
 	}
-	return &Server{cfg: cfg, log: log, DB: db, Service: svc, API: a}, nil
+	return &Server{cfg: cfg, log: log, DB: db, Service: svc, API: a, metrics: metrics}, nil
 }
 
 func authenticator(cfg config.Config, log *slog.Logger) (auth.Authenticator, error) {
@@ -99,6 +106,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		w.Write([]byte("ok\n"))
 	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}))
 	mux.Handle("/", s.API)
 	return mux
 }
