@@ -33,7 +33,9 @@ type Option func(*config.Config)
 // WithDatabase runs the server on the given database URL.
 func WithDatabase(url string) Option { return func(c *config.Config) { c.Database = url } }
 
-// Start runs a noauth server for the duration of the test.
+// Start runs a server (noauth unless WithKeystone) for the duration of the
+// test, on the backend NEUTRINO_TEST_DB names unless an option chose the
+// database.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	cfg := config.Default()
@@ -42,6 +44,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 	cfg.ShutdownTimeout = 5 * time.Second
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.Database == "" {
+		cfg.Database = backendDatabase(t)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
