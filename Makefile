@@ -5,7 +5,7 @@ BIN     := bin/neutrino
 # Go sources to check with gofmt (testdata may hold deliberately odd files).
 GOFILES  = $(shell find . -name '*.go' -not -path './.git/*' -not -path './vendor/*' -not -path '*/testdata/*')
 
-.PHONY: all build test fmt-check vet gotest up clean
+.PHONY: all build test fmt-check vet gotest gotest-postgres up clean
 
 all: build
 
@@ -28,6 +28,15 @@ vet:
 
 gotest:
 	$(GO) test -count=1 -timeout 25m ./...
+	$(MAKE) gotest-postgres
+
+# The second pass: every internal package whose tests run API servers
+# (they import internal/apitest) again, with the servers on PostgreSQL.
+# internal/store runs its cases on both backends in the first pass already.
+PG_PKGS = $(shell $(GO) list -e -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./internal/... | awk '$$0 ~ /internal\/apitest( |$$)/ {print $$1}')
+
+gotest-postgres:
+	NEUTRINO_TEST_DB=postgres $(GO) test -count=1 -timeout 25m $(PG_PKGS)
 
 up: build
 	$(BIN) up
