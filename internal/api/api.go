@@ -143,10 +143,7 @@ func (s *Server) authed(fn func(w http.ResponseWriter, r *http.Request, c *servi
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, err := s.auth.Authenticate(r.Context(), r)
 		if err != nil {
-			if !errors.Is(err, auth.ErrUnauthorized) {
-				logger(r, s.log).Error("authentication failed", "err", err)
-			}
-			writeError(w, fault.Unauthorized())
+			s.authError(w, r, err)
 			return
 		}
 		c := s.svc.NewCall(id)
@@ -162,6 +159,27 @@ func (s *Server) authed(fn func(w http.ResponseWriter, r *http.Request, c *servi
 			}
 			writeError(w, fe)
 		}
+	}
+}
+
+// authError answers a request that could not be authenticated: 401 when
+// the caller's credentials are missing or invalid; 503 when the identity
+// service could not decide (unreachable, failing), which is not the
+// caller's fault and must not make clients drop a good token.
+func (s *Server) authError(w http.ResponseWriter, r *http.Request, err error) {
+	log := logger(r, s.log)
+	switch {
+	case errors.Is(err, auth.ErrUnauthorized):
+		log.Debug("authentication refused", "err", err)
+		writeError(w, fault.Unauthorized())
+	case r.Context().Err() != nil:
+		// The client went away while its token was being validated.
+		log.Debug("request ended during authentication", "err", err)
+	default:
+		log.Error("cannot authenticate request: identity service unavailable", "err", err,
+			"method", r.Method, "path", r.URL.Path)
+		writeError(w, fault.New(http.StatusServiceUnavailable, "HTTPServiceUnavailable",
+			"The identity service is temporarily unavailable; the request could not be authenticated. Please retry later."))
 	}
 }
 

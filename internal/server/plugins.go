@@ -4,6 +4,7 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/api"
 	"github.com/neutrino-sdn/neutrino/internal/config"
 	"github.com/neutrino-sdn/neutrino/internal/service"
+	"github.com/neutrino-sdn/neutrino/internal/subnetpool"
 )
 
 // registerPlugins installs the semantics of subnets, ports, routers,
@@ -12,5 +13,6 @@ import (
 // Areas are wired to each other here through function values, so that no
 // area imports another's package.
 func registerPlugins(svc *service.Service, a *api.Server, cfg config.Config) error {
+	subnetpool.Register(svc) // AllocatePrefix, DefaultPool: for the subnet code
 	return nil
 }

@@ -30,6 +30,14 @@ CREATE TABLE subnetpools (
     revision_number BIGINT NOT NULL DEFAULT 0,
     data TEXT NOT NULL
 );
+CREATE INDEX subnetpools_project ON subnetpools (project_id);
+
+-- At most one default subnet pool per IP version, even when several
+-- servers mark pools default at the same time.
+CREATE TABLE default_subnetpools (
+    ip_version INTEGER PRIMARY KEY,
+    subnetpool_id TEXT NOT NULL UNIQUE REFERENCES subnetpools (id) ON DELETE CASCADE
+);
 
 CREATE TABLE subnets (
     id TEXT PRIMARY KEY,
@@ -166,6 +174,7 @@ DROP TABLE routers;
 DROP TABLE ipallocations;
 DROP TABLE ports;
 DROP TABLE subnets;
+DROP TABLE default_subnetpools;
 DROP TABLE subnetpools;
 DROP TABLE segments;
 DROP TABLE networks;
