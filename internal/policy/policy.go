@@ -65,24 +65,26 @@ func For(plural string) Spec {
 	return Spec{}
 }
 
-// CanRead reports whether the caller holds a role that may read.
-func CanRead(id *auth.Identity) bool { return id != nil }
+// CanRead reports whether the caller holds a role that may read its own
+// project's resources, as Neutron's project-reader rule requires: reader,
+// member or admin. (Keystone's default roles imply reader for members and
+// admins; a user with only some unrelated role reads nothing but what is
+// shared with everyone.)
+func CanRead(id *auth.Identity) bool {
+	if id == nil {
+		return false
+	}
+	return id.IsAdmin || id.NoAuth || id.HasRole(auth.RoleReader) || id.HasRole(auth.RoleMember)
+}
 
-// CanWrite reports whether the caller may change anything at all: admins
-// and project members; a reader-only caller may not.
+// CanWrite reports whether the caller may change anything at all, as
+// Neutron's project-member rule requires: admins and project members; a
+// reader-only caller may not.
 func CanWrite(id *auth.Identity) bool {
 	if id == nil {
 		return false
 	}
-	if id.IsAdmin || id.NoAuth {
-		return true
-	}
-	for _, r := range id.Roles {
-		if r != auth.RoleReader {
-			return true
-		}
-	}
-	return false
+	return id.IsAdmin || id.NoAuth || id.HasRole(auth.RoleMember)
 }
 
 // Allowed evaluates rule for caller against an object with facts f.
@@ -97,8 +99,11 @@ func Allowed(rule Rule, id *auth.Identity, f Facts, writing bool) bool {
 	if writing && !CanWrite(id) {
 		return false
 	}
-	owner := f.Owner != "" && f.Owner == id.ProjectID
-	netOwner := f.NetworkOwner != "" && f.NetworkOwner == id.ProjectID
+	// Ownership counts only for callers with a role in their project;
+	// sharing does not need one.
+	inProject := CanRead(id) && id.ProjectID != ""
+	owner := inProject && f.Owner == id.ProjectID
+	netOwner := inProject && f.NetworkOwner == id.ProjectID
 	switch rule {
 	case Anyone:
 		return true

@@ -11,6 +11,8 @@ func TestAllowed(t *testing.T) {
 	member := &auth.Identity{ProjectID: "p1", Roles: []string{"member", "reader"}}
 	reader := &auth.Identity{ProjectID: "p1", Roles: []string{"reader"}}
 	other := &auth.Identity{ProjectID: "p2", Roles: []string{"member"}}
+	// A role with no meaning in Neutron's policy grants nothing in p1.
+	custom := &auth.Identity{ProjectID: "p1", Roles: []string{"auditor"}}
 	own := Facts{Owner: "p1"}
 	shared := Facts{Owner: "p1", Shared: true}
 	cases := []struct {
@@ -30,6 +32,12 @@ func TestAllowed(t *testing.T) {
 		{"reader reads own", Owner, reader, own, false, true},
 		{"network owner reads port", OwnerOrNetworkOwner, other, Facts{Owner: "p1", NetworkOwner: "p2"}, false, true},
 		{"agents admin only", AdminOnly, member, Facts{}, false, false},
+		{"reader cannot create", Anyone, reader, Facts{}, true, false},
+		{"member creates", Anyone, member, Facts{}, true, true},
+		{"custom role cannot read own", Owner, custom, own, false, false},
+		{"custom role cannot write own", Owner, custom, own, true, false},
+		{"custom role reads shared", OwnerOrShared, custom, Facts{Owner: "p9", Shared: true}, false, true},
+		{"empty owner is nobody's", Owner, &auth.Identity{Roles: []string{"member"}}, Facts{}, false, false},
 		{"anonymous refused", Anyone, nil, Facts{}, false, false},
 	}
 	for _, c := range cases {
