@@ -72,6 +72,17 @@ func Access(ctx context.Context, tx *store.Tx, netID, project string) (shared, e
 	return shared, external, rows.Err()
 }
 
+// isExternal tells whether a network is external: as in Neutron, it is
+// while any access_as_external entry exists, whoever it targets.
+func isExternal(ctx context.Context, tx *store.Tx, netID string) (bool, error) {
+	var n int
+	err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM rbac_policies WHERE object_type = 'network' AND object_id = ? AND action = ?`, netID, ActionExternal).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("read rbac of network %s: %w", netID, err)
+	}
+	return n > 0, nil
+}
+
 // wildcard tells whether a network has a wildcard entry for action.
 func wildcard(ctx context.Context, tx *store.Tx, netID, action string) (bool, error) {
 	var n int
@@ -98,9 +109,16 @@ func (p *Plugin) networkFacts(ctx context.Context, tx *store.Tx, c *service.Call
 	return Facts(ctx, tx, c, obj)
 }
 
+// show computes shared as Neutron does, for the caller: shared with
+// everyone or with the caller's project. router:external is the same for
+// every caller.
 func (p *Plugin) show(ctx context.Context, tx *store.Tx, c *service.Call, obj resource.Object) error {
 	id, _ := obj["id"].(string)
-	shared, external, err := Access(ctx, tx, id, c.Project)
+	shared, _, err := Access(ctx, tx, id, c.Project)
+	if err != nil {
+		return err
+	}
+	external, err := isExternal(ctx, tx, id)
 	if err != nil {
 		return err
 	}
@@ -114,6 +132,11 @@ func int64Of(v any) (int64, bool) {
 }
 
 func (p *Plugin) preCreate(ctx context.Context, tx *store.Tx, c *service.Call, obj resource.Object, given map[string]bool) error {
+	// Only admins share networks with everyone (create_network:shared);
+	// shared=false, the default, is anyone's to send.
+	if shared, _ := obj["shared"].(bool); shared && !c.IsAdmin() {
+		return fault.PolicyNotAuthorized("create_network:shared")
+	}
 	var seg segment.Segment
 	segGiven := false
 	provider := given["provider:network_type"] || given["provider:physical_network"] || given["provider:segmentation_id"]
@@ -202,7 +225,13 @@ func (p *Plugin) addWildcard(ctx context.Context, tx *store.Tx, net resource.Obj
 }
 
 func (p *Plugin) removeWildcard(ctx context.Context, tx *store.Tx, net resource.Object, action string) error {
-	entries, err := tx.List(ctx, p.rbac, store.Where{"object_id": {net["id"]}, "action": {action}, "target_tenant": {"*"}})
+	return p.removeEntries(ctx, tx, store.Where{"object_id": {net["id"]}, "action": {action}, "target_tenant": {"*"}})
+}
+
+// removeEntries deletes the network's RBAC entries that match where, unless
+// a project still depends on one (RbacPolicyInUse).
+func (p *Plugin) removeEntries(ctx context.Context, tx *store.Tx, where store.Where) error {
+	entries, err := tx.List(ctx, p.rbac, where)
 	if err != nil {
 		return err
 	}
@@ -220,14 +249,16 @@ func (p *Plugin) removeWildcard(ctx context.Context, tx *store.Tx, net resource.
 func (p *Plugin) preUpdate(ctx context.Context, tx *store.Tx, c *service.Call, old, obj, changes resource.Object) error {
 	id, _ := obj["id"].(string)
 	if v, ok := changes["shared"].(bool); ok {
+		// update_network:shared is admin-only whatever the value; owners
+		// share with other projects through RBAC entries instead.
+		if !c.IsAdmin() {
+			return fault.PolicyNotAuthorized("update_network:shared")
+		}
 		cur, err := wildcard(ctx, tx, id, ActionShared)
 		if err != nil {
 			return err
 		}
 		if v && !cur {
-			if !c.IsAdmin() && obj["project_id"] != c.Project {
-				return fault.PolicyNotAuthorized("update_network:shared")
-			}
 			if err := p.addWildcard(ctx, tx, obj, ActionShared); err != nil {
 				return err
 			}
@@ -241,7 +272,7 @@ func (p *Plugin) preUpdate(ctx context.Context, tx *store.Tx, c *service.Call, o
 		}
 	}
 	if v, ok := changes["router:external"].(bool); ok {
-		cur, err := wildcard(ctx, tx, id, ActionExternal)
+		cur, err := isExternal(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -250,7 +281,9 @@ func (p *Plugin) preUpdate(ctx context.Context, tx *store.Tx, c *service.Call, o
 				return err
 			}
 		} else if !v && cur {
-			if err := p.removeWildcard(ctx, tx, obj, ActionExternal); err != nil {
+			// Internal again: every access_as_external entry goes, not
+			// only the wildcard.
+			if err := p.removeEntries(ctx, tx, store.Where{"object_id": {id}, "action": {ActionExternal}}); err != nil {
 				return err
 			}
 		}

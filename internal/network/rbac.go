@@ -12,6 +12,11 @@ import (
 )
 
 func (p *Plugin) rbacPreCreate(ctx context.Context, tx *store.Tx, c *service.Call, obj resource.Object, _ map[string]bool) error {
+	// Policy first, as Neutron enforces it before the plugin looks at the
+	// network: only admins target everyone.
+	if obj["target_tenant"] == "*" && !c.IsAdmin() {
+		return fault.PolicyNotAuthorized("create_rbac_policy:target_tenant")
+	}
 	netID, _ := obj["object_id"].(string)
 	net, err := tx.Get(ctx, p.nets, netID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -28,12 +33,15 @@ func (p *Plugin) rbacPreCreate(ctx context.Context, tx *store.Tx, c *service.Cal
 		if !shared && !external {
 			return fault.NotFound("NetworkNotFound", "Network %s could not be found.", netID)
 		}
-		return fault.PolicyNotAuthorized("create_rbac_policy")
-	}
-	if obj["target_tenant"] == "*" && !c.IsAdmin() && obj["action"] == ActionExternal {
-		return fault.PolicyNotAuthorized("create_rbac_policy:target_tenant")
+		return errNotOwner()
 	}
 	return p.checkDuplicate(ctx, tx, obj)
+}
+
+// errNotOwner is Neutron's answer to a project that can see a network (it
+// is shared with it) but tries to manage the network's RBAC entries.
+func errNotOwner() error {
+	return fault.InvalidInput("Only admins can manipulate policies on networks they do not own")
 }
 
 func (p *Plugin) checkDuplicate(ctx context.Context, tx *store.Tx, obj resource.Object) error {
@@ -54,7 +62,7 @@ func (p *Plugin) rbacPreUpdate(ctx context.Context, tx *store.Tx, c *service.Cal
 	if old["target_tenant"] == obj["target_tenant"] {
 		return nil
 	}
-	if obj["target_tenant"] == "*" && !c.IsAdmin() && obj["action"] == ActionExternal {
+	if obj["target_tenant"] == "*" && !c.IsAdmin() {
 		return fault.PolicyNotAuthorized("update_rbac_policy:target_tenant")
 	}
 	if err := p.rbacPreDelete(ctx, tx, c, old); err != nil {

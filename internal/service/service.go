@@ -11,7 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -206,15 +209,23 @@ func (s *Service) checkWrite(ctx context.Context, tx *store.Tx, c *Call, r *reso
 	return nil
 }
 
-// checkAdminAttrs refuses admin-only attributes from non-admins.
-func checkAdminAttrs(c *Call, r *resource.Resource, action string, given map[string]bool) error {
+// checkAdminAttrs refuses admin-only attributes from non-admins. As in
+// Neutron, an attribute counts as set on update whenever the caller sends
+// it, and on create only when its value differs from the default (a member
+// may send router:external=false).
+func checkAdminAttrs(c *Call, r *resource.Resource, action string, obj resource.Object, given map[string]bool) error {
 	if c.IsAdmin() {
 		return nil
 	}
-	for name := range given {
-		if a := r.Attr(name); a != nil && a.AdminOnly {
-			return fault.PolicyNotAuthorized(action + "_" + r.Singular + ":" + name)
+	for _, name := range slices.Sorted(maps.Keys(given)) {
+		a := r.Attr(name)
+		if a == nil || !a.AdminOnly {
+			continue
 		}
+		if action == "create" && a.Default != nil && reflect.DeepEqual(obj[name], a.Default) {
+			continue
+		}
+		return fault.PolicyNotAuthorized(action + "_" + r.Singular + ":" + name)
 	}
 	return nil
 }
@@ -246,7 +257,7 @@ func (s *Service) Create(ctx context.Context, c *Call, r *resource.Resource, bod
 		if err != nil {
 			return nil, attrError(err)
 		}
-		if err := checkAdminAttrs(c, r, "create", given); err != nil {
+		if err := checkAdminAttrs(c, r, "create", obj, given); err != nil {
 			return nil, err
 		}
 		if !r.NoProject {
@@ -368,17 +379,17 @@ func (s *Service) resolveProject(c *Call, obj resource.Object, given map[string]
 	t, _ := obj["tenant_id"].(string)
 	switch {
 	case given["project_id"] && given["tenant_id"] && p != t:
-		return fault.BadRequest("project_id and tenant_id do not match")
+		return fault.BadRequest("'project_id' and 'tenant_id' do not match")
 	case !given["project_id"] && given["tenant_id"]:
 		p = t
 	case !given["project_id"]:
 		p = c.Project
 	}
 	if p != c.Project && !c.IsAdmin() {
-		return fault.BadRequest("Specifying 'project_id' or 'tenant_id' other than the authenticated project in request requires admin privileges")
+		return fault.BadRequest("Specifying 'project_id' or 'tenant_id' other than the authenticated project in request requires admin or advsvc privileges")
 	}
 	if p == "" {
-		return fault.BadRequest("Failed to parse request. 'project_id' or 'tenant_id' must be specified")
+		return fault.BadRequest("Running without keystone AuthN requires that tenant_id is specified")
 	}
 	obj["project_id"], obj["tenant_id"] = p, p
 	return nil
@@ -408,7 +419,7 @@ func (s *Service) Update(ctx context.Context, c *Call, r *resource.Resource, id 
 	for k := range changes {
 		given[k] = true
 	}
-	if err := checkAdminAttrs(c, r, "update", given); err != nil {
+	if err := checkAdminAttrs(c, r, "update", changes, given); err != nil {
 		return nil, err
 	}
 	h := s.hooksFor(r)
