@@ -35,10 +35,10 @@ func TestAllocatePrefix(t *testing.T) {
 	want(e.admin, 4, "", 30, "10.11.12.64/30")
 	want(e.admin, 4, "", 24, "10.20.0.0/24")
 	want(e.admin, 0, "10.20.5.0/24", 0, "10.20.5.0/24")
-	fail(e.admin, 4, "10.20.5.128/25", 0, "SubnetAllocationError")   // taken
-	fail(e.admin, 4, "192.168.0.0/24", 0, "SubnetAllocationError")   // outside
-	fail(e.admin, 4, "", 16, "MinPrefixSubnetAllocationError")       // too big
-	fail(e.admin, 4, "", 31, "MaxPrefixSubnetAllocationError")       // too small
+	fail(e.admin, 4, "10.20.5.128/25", 0, "SubnetAllocationError") // taken
+	fail(e.admin, 4, "192.168.0.0/24", 0, "SubnetAllocationError") // outside
+	fail(e.admin, 4, "", 16, "MinPrefixSubnetAllocationError")     // too big
+	fail(e.admin, 4, "", 31, "MaxPrefixSubnetAllocationError")     // too small
 	fail(e.admin, 4, "10.20.6.0/31", 0, "MaxPrefixSubnetAllocationError")
 	fail(e.admin, 6, "", 0, "BadRequest")
 	fail(e.admin, 4, "2001:db8::/64", 0, "BadRequest")
