@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/neutrino-sdn/neutrino/internal/agentapi"
 	"github.com/neutrino-sdn/neutrino/internal/api"
 	"github.com/neutrino-sdn/neutrino/internal/config"
 	"github.com/neutrino-sdn/neutrino/internal/service"
@@ -14,5 +15,6 @@ import (
 // area imports another's package.
 func registerPlugins(svc *service.Service, a *api.Server, cfg config.Config) error {
 	subnetpool.Register(svc) // AllocatePrefix, DefaultPool: for the subnet code
+	agentapi.Register(svc, agentapi.DefaultDownTime)
 	return nil
 }
