@@ -1,5 +1,7 @@
 package resource
 
+import "strings"
+
 // Neutron's limits on names and descriptions.
 const (
 	nameLen = 255
@@ -24,6 +26,19 @@ var (
 		Fields: map[string]Type{"subnet_id": UUIDType{}, "ip_address": IPType{}},
 	}}
 )
+
+// fixedIPFilterList is a port's fixed_ips, filtered in lists as
+// fixed_ips=ip_address=10.0.0.5 or fixed_ips=subnet_id=<id> (what
+// "openstack port list --fixed-ip" sends).
+type fixedIPFilterList struct{ ListType }
+
+func (t fixedIPFilterList) ParseFilter(s string) (any, error) {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || (k != "ip_address" && k != "subnet_id") {
+		return nil, invalidf("'%s' is not a valid fixed_ips filter, expected ip_address=<ip> or subnet_id=<id>", s)
+	}
+	return k + "=" + v, nil
+}
 
 // Network is the networks collection, with the provider, external-net,
 // net-mtu and port-security extensions.
@@ -90,13 +105,15 @@ func Port() *Resource {
 			name(), adminUp(), status(),
 			{Name: "network_id", Type: UUIDType{}, Post: true, Required: true, Column: true},
 			{Name: "mac_address", Type: MACType{}, Post: true, Put: true, Column: true},
-			{Name: "fixed_ips", Type: fixedIPList, Post: true, Put: true, NoSort: true},
+			{Name: "fixed_ips", Type: fixedIPFilterList{fixedIPList}, Post: true, Put: true, NoSort: true},
 			{Name: "device_id", Type: StringType{MaxLen: idLen}, Post: true, Put: true, Default: "", Column: true},
 			{Name: "device_owner", Type: StringType{MaxLen: idLen}, Post: true, Put: true, Default: "", Column: true},
 			{Name: "security_groups", Type: ListType{Of: UUIDType{}, Unique: true}, Post: true, Put: true, NoSort: true, Extension: "security-group"},
 			{Name: "port_security_enabled", Type: BoolType{}, Post: true, Put: true, Extension: "port-security"},
 			{Name: "allowed_address_pairs", Type: ListType{Of: DictType{
-				Fields:   map[string]Type{"ip_address": CIDRType{}, "mac_address": MACType{}},
+				// The port plugin validates ip_address (an address or a CIDR,
+				// shown as given).
+				Fields:   map[string]Type{"ip_address": StringType{MaxLen: 64}, "mac_address": MACType{}},
 				Required: []string{"ip_address"},
 			}}, Post: true, Put: true, Default: []any{}, NoSort: true, NoFilter: true, Extension: "allowed-address-pairs"},
 			{Name: "extra_dhcp_opts", Type: ListType{Of: DictType{

@@ -4,7 +4,9 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/agentapi"
 	"github.com/neutrino-sdn/neutrino/internal/api"
 	"github.com/neutrino-sdn/neutrino/internal/config"
+	"github.com/neutrino-sdn/neutrino/internal/port"
 	"github.com/neutrino-sdn/neutrino/internal/service"
+	"github.com/neutrino-sdn/neutrino/internal/subnet"
 	"github.com/neutrino-sdn/neutrino/internal/subnetpool"
 )
 
@@ -14,7 +16,12 @@ import (
 // Areas are wired to each other here through function values, so that no
 // area imports another's package.
 func registerPlugins(svc *service.Service, a *api.Server, cfg config.Config) error {
-	subnetpool.Register(svc) // AllocatePrefix, DefaultPool: for the subnet code
+	pools := subnetpool.Register(svc)
 	agentapi.Register(svc, agentapi.DefaultDownTime)
+	ports, err := port.Register(svc, port.Options{BaseMAC: cfg.BaseMAC})
+	if err != nil {
+		return err
+	}
+	subnet.Register(svc, ports, subnet.Options{AllocatePrefix: pools.AllocatePrefix, DefaultSubnetPool: pools.DefaultPool})
 	return nil
 }
