@@ -139,12 +139,13 @@ func Router() *Resource {
 		NotFoundType: "RouterNotFound", Display: "Router", Standard: true,
 		Attrs: []*Attr{
 			name(), adminUp(), status(),
+			// network_id is required unless the dict is empty, which
+			// (like null) clears the gateway; the l3 hooks check it.
 			{Name: "external_gateway_info", Type: Nullable{Of: DictType{
 				Fields: map[string]Type{
 					"network_id": UUIDType{}, "enable_snat": BoolType{},
 					"external_fixed_ips": fixedIPList,
 				},
-				Required: []string{"network_id"},
 			}}, Post: true, Put: true, NoSort: true, NoFilter: true},
 			{Name: "routes", Type: routeList, Put: true, Default: []any{}, NoSort: true, NoFilter: true, Extension: "extraroute"},
 			{Name: "gw_port_id", Type: Nullable{Of: UUIDType{}}, Hidden: true, Column: true},
@@ -164,7 +165,7 @@ func FloatingIP() *Resource {
 			{Name: "subnet_id", Type: optUUID, Post: true, Hidden: true},
 			{Name: "router_id", Type: optUUID, Column: true},
 			{Name: "port_id", Type: optUUID, Post: true, Put: true, Column: true},
-			{Name: "fixed_ip_address", Type: Nullable{Of: IPType{}}, Post: true, Put: true},
+			{Name: "fixed_ip_address", Type: Nullable{Of: IPType{}}, Post: true, Put: true, Column: true},
 			{Name: "floating_port_id", Type: optUUID, Hidden: true, Column: true},
 		},
 	}

@@ -4,6 +4,8 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/agentapi"
 	"github.com/neutrino-sdn/neutrino/internal/api"
 	"github.com/neutrino-sdn/neutrino/internal/config"
+	"github.com/neutrino-sdn/neutrino/internal/l3"
+	"github.com/neutrino-sdn/neutrino/internal/network"
 	"github.com/neutrino-sdn/neutrino/internal/port"
 	"github.com/neutrino-sdn/neutrino/internal/service"
 	"github.com/neutrino-sdn/neutrino/internal/subnet"
@@ -23,5 +25,6 @@ func registerPlugins(svc *service.Service, a *api.Server, cfg config.Config) err
 		return err
 	}
 	subnet.Register(svc, ports, subnet.Options{AllocatePrefix: pools.AllocatePrefix, DefaultSubnetPool: pools.DefaultPool})
+	l3.Register(svc, network.Access)
 	return nil
 }

@@ -93,6 +93,9 @@ CREATE TABLE routers (
 );
 CREATE INDEX routers_project ON routers (project_id);
 
+-- A floating IP holds its floating port; its association points at the
+-- fixed port and the router that reaches it, so neither can disappear
+-- under it. One floating IP per (fixed port, fixed IP) and external network.
 CREATE TABLE floatingips (
     id TEXT PRIMARY KEY,
     project_id TEXT NOT NULL DEFAULT '',
@@ -101,12 +104,15 @@ CREATE TABLE floatingips (
     floating_network_id TEXT NOT NULL REFERENCES networks (id),
     floating_ip_address TEXT,
     floating_port_id TEXT REFERENCES ports (id),
-    router_id TEXT,
-    port_id TEXT
+    router_id TEXT REFERENCES routers (id),
+    port_id TEXT REFERENCES ports (id),
+    fixed_ip_address TEXT,
+    UNIQUE (floating_network_id, port_id, fixed_ip_address)
 );
 CREATE INDEX floatingips_port ON floatingips (port_id);
 CREATE INDEX floatingips_router ON floatingips (router_id);
 CREATE INDEX floatingips_project ON floatingips (project_id);
+CREATE INDEX floatingips_network ON floatingips (floating_network_id);
 
 CREATE TABLE security_groups (
     id TEXT PRIMARY KEY,

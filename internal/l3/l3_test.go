@@ -1,0 +1,414 @@
+package l3_test
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/neutrino-sdn/neutrino/internal/apitest"
+)
+
+// topology is an external flat network with a subnet, a tenant network
+// with a subnet, and a router of the tenant with its gateway on the
+// external network.
+type topology struct {
+	srv                 *apitest.Server
+	admin, c            *apitest.Client
+	ext, extSub         map[string]any
+	net, sub, router    map[string]any
+	extID, subID, rtrID string
+}
+
+func id(m map[string]any) string { return apitest.S(m["id"]) }
+
+func setup(t *testing.T) *topology {
+	t.Helper()
+	srv := apitest.Start(t)
+	tp := &topology{srv: srv, admin: srv.Client(t, "admin"), c: srv.Client(t, "p1")}
+	tp.ext = tp.admin.Create("networks", "network", map[string]any{
+		"name": "public", "router:external": true,
+		"provider:network_type": "flat", "provider:physical_network": "public",
+	})
+	tp.extID = id(tp.ext)
+	tp.extSub = tp.admin.Create("subnets", "subnet", map[string]any{
+		"network_id": tp.extID, "ip_version": 4, "cidr": "203.0.113.0/24", "enable_dhcp": false,
+	})
+	tp.net = tp.c.Create("networks", "network", map[string]any{"name": "private"})
+	tp.sub = tp.c.Create("subnets", "subnet", map[string]any{"network_id": id(tp.net), "ip_version": 4, "cidr": "10.0.0.0/24"})
+	tp.subID = id(tp.sub)
+	tp.router = tp.c.Create("routers", "router", map[string]any{
+		"name": "r1", "external_gateway_info": map[string]any{"network_id": tp.extID},
+	})
+	tp.rtrID = id(tp.router)
+	return tp
+}
+
+// ports lists the ports matching a query string.
+func ports(c *apitest.Client, query string) []map[string]any {
+	return c.Do("GET", "/v2.0/ports?"+query, nil).Items("ports")
+}
+
+func fixedIPs(port map[string]any) []map[string]any {
+	l, _ := port["fixed_ips"].([]any)
+	out := make([]map[string]any, 0, len(l))
+	for _, e := range l {
+		out = append(out, e.(map[string]any))
+	}
+	return out
+}
+
+func expect(t *testing.T, r *apitest.Response, status int, typ string) {
+	t.Helper()
+	if r.Status != status || (typ != "" && r.ErrorType() != typ) {
+		t.Fatalf("got %d %s, want %d %s", r.Status, r.Raw, status, typ)
+	}
+}
+
+func put(c *apitest.Client, path string, body map[string]any) *apitest.Response {
+	return c.Do("PUT", path, body)
+}
+
+func TestRouterGateway(t *testing.T) {
+	tp := setup(t)
+	r := tp.router
+	if r["status"] != "ACTIVE" || r["admin_state_up"] != true || r["name"] != "r1" || r["project_id"] != "p1" {
+		t.Fatalf("router: %v", r)
+	}
+	if _, ok := r["gw_port_id"]; ok {
+		t.Fatalf("gw_port_id is not part of the API: %v", r)
+	}
+	gw, _ := r["external_gateway_info"].(map[string]any)
+	if gw["network_id"] != tp.extID || gw["enable_snat"] != true {
+		t.Fatalf("external_gateway_info: %v", gw)
+	}
+	ext, _ := gw["external_fixed_ips"].([]any)
+	if len(ext) != 1 || ext[0].(map[string]any)["subnet_id"] != id(tp.extSub) {
+		t.Fatalf("external_fixed_ips: %v", gw)
+	}
+	gwIP := ext[0].(map[string]any)["ip_address"]
+	gwPorts := ports(tp.admin, "device_id="+tp.rtrID)
+	if len(gwPorts) != 1 || gwPorts[0]["device_owner"] != "network:router_gateway" ||
+		gwPorts[0]["network_id"] != tp.extID || gwPorts[0]["project_id"] != "" ||
+		fixedIPs(gwPorts[0])[0]["ip_address"] != gwIP {
+		t.Fatalf("gateway port: %v", gwPorts)
+	}
+
+	// ext-gw-mode: SNAT off, then the gateway set again without it is back
+	// to the default.
+	up := put(tp.c, "/v2.0/routers/"+tp.rtrID, map[string]any{"router": map[string]any{
+		"external_gateway_info": map[string]any{"network_id": tp.extID, "enable_snat": false}}})
+	expect(t, up, 200, "")
+	if g := up.Item("router")["external_gateway_info"].(map[string]any); g["enable_snat"] != false || len(g["external_fixed_ips"].([]any)) != 1 {
+		t.Fatalf("snat off: %s", up.Raw)
+	}
+	if p := ports(tp.admin, "device_id="+tp.rtrID); len(p) != 1 || p[0]["id"] != gwPorts[0]["id"] {
+		t.Fatalf("SNAT change must keep the gateway port: %v", p)
+	}
+	up = put(tp.c, "/v2.0/routers/"+tp.rtrID, map[string]any{"router": map[string]any{
+		"external_gateway_info": map[string]any{"network_id": tp.extID}}})
+	if g := up.Item("router")["external_gateway_info"].(map[string]any); g["enable_snat"] != true {
+		t.Fatalf("snat default: %s", up.Raw)
+	}
+
+	// A chosen gateway address replaces the port's address.
+	up = put(tp.admin, "/v2.0/routers/"+tp.rtrID, map[string]any{"router": map[string]any{
+		"external_gateway_info": map[string]any{"network_id": tp.extID, "external_fixed_ips": []any{
+			map[string]any{"subnet_id": id(tp.extSub), "ip_address": "203.0.113.50"}}}}})
+	expect(t, up, 200, "")
+	g := up.Item("router")["external_gateway_info"].(map[string]any)
+	if e := g["external_fixed_ips"].([]any); len(e) != 1 || e[0].(map[string]any)["ip_address"] != "203.0.113.50" {
+		t.Fatalf("fixed gateway IP: %s", up.Raw)
+	}
+	if p := ports(tp.admin, "device_id="+tp.rtrID); len(p) != 1 || fixedIPs(p[0])[0]["ip_address"] != "203.0.113.50" {
+		t.Fatalf("gateway port after IP change: %v", p)
+	}
+
+	// The subnet's own gateway cannot be the router's external address.
+	bad := put(tp.admin, "/v2.0/routers/"+tp.rtrID, map[string]any{"router": map[string]any{
+		"external_gateway_info": map[string]any{"network_id": tp.extID, "external_fixed_ips": []any{
+			map[string]any{"ip_address": apitest.S(tp.extSub["gateway_ip"])}}}}})
+	expect(t, bad, 400, "BadRequest")
+
+	// {} clears the gateway (openstack router unset --external-gateway).
+	up = put(tp.c, "/v2.0/routers/"+tp.rtrID, map[string]any{"router": map[string]any{"external_gateway_info": map[string]any{}}})
+	expect(t, up, 200, "")
+	if up.Item("router")["external_gateway_info"] != nil {
+		t.Fatalf("gateway not cleared: %s", up.Raw)
+	}
+	if p := ports(tp.admin, "device_id="+tp.rtrID); len(p) != 0 {
+		t.Fatalf("gateway port left behind: %v", p)
+	}
+
+	// Only external networks can be gateways; the failed update changes nothing.
+	bad = put(tp.c, "/v2.0/routers/"+tp.rtrID, map[string]any{"router": map[string]any{
+		"name": "renamed", "external_gateway_info": map[string]any{"network_id": id(tp.net)}}})
+	expect(t, bad, 400, "BadRequest")
+	if got := tp.c.Must(200, "GET", "/v2.0/routers/"+tp.rtrID, nil)["router"].(map[string]any); got["name"] != "r1" {
+		t.Fatalf("failed update was half-applied: %v", got)
+	}
+	bad = tp.c.Do("POST", "/v2.0/routers", map[string]any{"router": map[string]any{
+		"external_gateway_info": map[string]any{"network_id": "6b7c7cd4-0d9a-4c7c-9d0f-1d0d2c7c1a11"}}})
+	expect(t, bad, 404, "NetworkNotFound")
+	bad = tp.c.Do("POST", "/v2.0/routers", map[string]any{"router": map[string]any{
+		"external_gateway_info": map[string]any{"enable_snat": true}}})
+	expect(t, bad, 400, "")
+	if n := len(tp.c.Do("GET", "/v2.0/routers", nil).Items("routers")); n != 1 {
+		t.Fatalf("failed creates left %d routers", n)
+	}
+
+	// Deleting a router deletes its gateway port.
+	expect(t, put(tp.c, "/v2.0/routers/"+tp.rtrID, map[string]any{"router": map[string]any{
+		"external_gateway_info": map[string]any{"network_id": tp.extID}}}), 200, "")
+	tp.c.Must(http.StatusNoContent, "DELETE", "/v2.0/routers/"+tp.rtrID, nil)
+	if p := ports(tp.admin, "device_id="+tp.rtrID); len(p) != 0 {
+		t.Fatalf("router delete left ports: %v", p)
+	}
+}
+
+func addInterface(c *apitest.Client, router string, body map[string]any) *apitest.Response {
+	return c.Do("PUT", "/v2.0/routers/"+router+"/add_router_interface", body)
+}
+
+func removeInterface(c *apitest.Client, router string, body map[string]any) *apitest.Response {
+	return c.Do("PUT", "/v2.0/routers/"+router+"/remove_router_interface", body)
+}
+
+func TestRouterInterfaces(t *testing.T) {
+	tp := setup(t)
+	add := addInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": tp.subID})
+	expect(t, add, 200, "")
+	info := add.Body
+	if info["id"] != tp.rtrID || info["subnet_id"] != tp.subID || info["network_id"] != id(tp.net) ||
+		info["project_id"] != "p1" || info["tenant_id"] != "p1" || fmt.Sprint(info["subnet_ids"]) != "["+tp.subID+"]" {
+		t.Fatalf("interface info: %s", add.Raw)
+	}
+	portID := apitest.S(info["port_id"])
+	port := tp.c.Must(200, "GET", "/v2.0/ports/"+portID, nil)["port"].(map[string]any)
+	if port["device_owner"] != "network:router_interface" || port["device_id"] != tp.rtrID || port["project_id"] != "p1" ||
+		len(fixedIPs(port)) != 1 || fixedIPs(port)[0]["ip_address"] != tp.sub["gateway_ip"] {
+		t.Fatalf("interface port: %v", port)
+	}
+
+	// The same subnet twice, or one that overlaps it, is refused.
+	expect(t, addInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": tp.subID}), 400, "BadRequest")
+	net2 := tp.c.Create("networks", "network", map[string]any{"name": "n2"})
+	overlap := tp.c.Create("subnets", "subnet", map[string]any{"network_id": id(net2), "ip_version": 4, "cidr": "10.0.0.0/25"})
+	expect(t, addInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": id(overlap)}), 400, "BadRequest")
+	noGW := tp.c.Create("subnets", "subnet", map[string]any{"network_id": id(net2), "ip_version": 4, "cidr": "10.9.0.0/24", "gateway_ip": nil})
+	expect(t, addInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": id(noGW)}), 400, "BadRequest")
+	// An external subnet is the gateway's, not an interface's.
+	expect(t, addInterface(tp.admin, tp.rtrID, map[string]any{"subnet_id": id(tp.extSub)}), 400, "BadRequest")
+	expect(t, addInterface(tp.c, tp.rtrID, map[string]any{}), 400, "BadRequest")
+	expect(t, addInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": "nope"}), 400, "BadRequest")
+	expect(t, addInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": tp.subID, "port_id": portID}), 400, "BadRequest")
+	expect(t, addInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": "6b7c7cd4-0d9a-4c7c-9d0f-1d0d2c7c1a11"}), 404, "SubnetNotFound")
+
+	// By port: the port becomes the router's.
+	sub3 := tp.c.Create("subnets", "subnet", map[string]any{"network_id": id(net2), "ip_version": 4, "cidr": "10.3.0.0/24"})
+	p3 := tp.c.Create("ports", "port", map[string]any{"network_id": id(net2), "fixed_ips": []any{map[string]any{"subnet_id": id(sub3)}}})
+	add = addInterface(tp.c, tp.rtrID, map[string]any{"port_id": id(p3)})
+	expect(t, add, 200, "")
+	if add.Body["port_id"] != id(p3) || add.Body["subnet_id"] != id(sub3) {
+		t.Fatalf("interface by port: %s", add.Raw)
+	}
+	p3 = tp.c.Must(200, "GET", "/v2.0/ports/"+id(p3), nil)["port"].(map[string]any)
+	if p3["device_owner"] != "network:router_interface" || p3["device_id"] != tp.rtrID {
+		t.Fatalf("port not attached: %v", p3)
+	}
+	r2 := tp.c.Create("routers", "router", map[string]any{"name": "r2"})
+	expect(t, addInterface(tp.c, id(r2), map[string]any{"port_id": id(p3)}), 409, "PortInUse")
+	bare := tp.c.Create("ports", "port", map[string]any{"network_id": id(tp.net), "fixed_ips": []any{}})
+	expect(t, addInterface(tp.c, id(r2), map[string]any{"port_id": id(bare)}), 400, "BadRequest")
+
+	// The ports API may neither delete nor repurpose router ports.
+	expect(t, tp.c.Do("DELETE", "/v2.0/ports/"+portID, nil), 409, "ServicePortInUse")
+	expect(t, put(tp.c, "/v2.0/ports/"+portID, map[string]any{"port": map[string]any{"device_owner": "compute:nova"}}), 409, "PortInUse")
+	gwPort := ports(tp.admin, "device_owner=network:router_gateway&device_id="+tp.rtrID)[0]
+	expect(t, tp.admin.Do("DELETE", "/v2.0/ports/"+id(gwPort), nil), 409, "ServicePortInUse")
+	// A router with interfaces stays.
+	expect(t, tp.c.Do("DELETE", "/v2.0/routers/"+tp.rtrID, nil), 409, "RouterInUse")
+
+	// The interface list is the router's ports; revision moved on.
+	if got := ports(tp.c, "device_owner=network:router_interface&device_id="+tp.rtrID); len(got) != 2 {
+		t.Fatalf("interfaces: %v", got)
+	}
+	if rev := apitest.S(tp.c.Must(200, "GET", "/v2.0/routers/"+tp.rtrID, nil)["router"].(map[string]any)["revision_number"]); rev == apitest.S(tp.router["revision_number"]) {
+		t.Fatalf("interface changes did not bump the router revision (%s)", rev)
+	}
+
+	// Removal by subnet and by port.
+	rm := removeInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": tp.subID})
+	expect(t, rm, 200, "")
+	if rm.Body["port_id"] != portID || rm.Body["subnet_id"] != tp.subID {
+		t.Fatalf("remove info: %s", rm.Raw)
+	}
+	expect(t, tp.c.Do("GET", "/v2.0/ports/"+portID, nil), 404, "PortNotFound")
+	expect(t, removeInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": tp.subID}), 404, "RouterInterfaceNotFoundForSubnet")
+	expect(t, removeInterface(tp.c, tp.rtrID, map[string]any{"port_id": id(bare)}), 404, "RouterInterfaceNotFound")
+	expect(t, removeInterface(tp.c, tp.rtrID, map[string]any{"port_id": id(p3), "subnet_id": tp.subID}), 400, "SubnetMismatchForPort")
+	expect(t, removeInterface(tp.c, tp.rtrID, map[string]any{"port_id": id(p3)}), 200, "")
+	expect(t, tp.c.Do("GET", "/v2.0/ports/"+id(p3), nil), 404, "PortNotFound")
+
+	tp.c.Must(http.StatusNoContent, "DELETE", "/v2.0/routers/"+tp.rtrID, nil)
+	if left := ports(tp.admin, "device_id="+tp.rtrID); len(left) != 0 {
+		t.Fatalf("ports left: %v", left)
+	}
+}
+
+func setRoutes(c *apitest.Client, router string, routes ...map[string]any) *apitest.Response {
+	l := make([]any, len(routes))
+	for i, r := range routes {
+		l[i] = r
+	}
+	return put(c, "/v2.0/routers/"+router, map[string]any{"router": map[string]any{"routes": l}})
+}
+
+func route(dst, nexthop string) map[string]any {
+	return map[string]any{"destination": dst, "nexthop": nexthop}
+}
+
+func TestExtraRoutes(t *testing.T) {
+	tp := setup(t)
+	expect(t, setRoutes(tp.c, tp.rtrID, route("192.168.0.0/24", "10.0.0.5")), 400, "InvalidRoutes")
+	expect(t, addInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": tp.subID}), 200, "")
+
+	up := setRoutes(tp.c, tp.rtrID, route("192.168.0.0/24", "10.0.0.5"), route("0.0.0.0/0", "203.0.113.254"))
+	expect(t, up, 200, "")
+	if got := up.Item("router")["routes"].([]any); len(got) != 2 {
+		t.Fatalf("routes: %s", up.Raw)
+	}
+	// The nexthop must be on a connected subnet, not the router itself,
+	// and a route may not be given twice.
+	expect(t, setRoutes(tp.c, tp.rtrID, route("192.168.0.0/24", "172.16.0.1")), 400, "InvalidRoutes")
+	expect(t, setRoutes(tp.c, tp.rtrID, route("192.168.0.0/24", apitest.S(tp.sub["gateway_ip"]))), 400, "InvalidRoutes")
+	expect(t, setRoutes(tp.c, tp.rtrID, route("192.168.0.0/24", "10.0.0.5"), route("192.168.0.0/24", "10.0.0.5")), 400, "")
+	expect(t, setRoutes(tp.c, tp.rtrID, route("192.168.0.1/24", "10.0.0.5")), 400, "")
+	expect(t, setRoutes(tp.c, tp.rtrID, route("192.168.0.0/24", "not-an-ip")), 400, "")
+	var many []map[string]any
+	for i := range 31 {
+		many = append(many, route(fmt.Sprintf("192.168.%d.0/24", i), "10.0.0.5"))
+	}
+	expect(t, setRoutes(tp.c, tp.rtrID, many...), 409, "OverQuota")
+	got := tp.c.Must(200, "GET", "/v2.0/routers/"+tp.rtrID, nil)["router"].(map[string]any)
+	if len(got["routes"].([]any)) != 2 {
+		t.Fatalf("refused updates changed the routes: %v", got["routes"])
+	}
+
+	// Interfaces and gateways that routes depend on stay.
+	expect(t, removeInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": tp.subID}), 409, "RouterInterfaceInUseByRoute")
+	expect(t, put(tp.c, "/v2.0/routers/"+tp.rtrID, map[string]any{"router": map[string]any{"external_gateway_info": nil}}), 400, "InvalidRoutes")
+
+	expect(t, setRoutes(tp.c, tp.rtrID), 200, "")
+	expect(t, removeInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": tp.subID}), 200, "")
+}
+
+func TestFloatingIPs(t *testing.T) {
+	tp := setup(t)
+	vm := tp.c.Create("ports", "port", map[string]any{"network_id": id(tp.net), "name": "vm"})
+	vmIP := fixedIPs(vm)[0]["ip_address"]
+
+	fip := tp.c.Create("floatingips", "floatingip", map[string]any{"floating_network_id": tp.extID})
+	fipID := id(fip)
+	if fip["status"] != "DOWN" || fip["router_id"] != nil || fip["port_id"] != nil || fip["fixed_ip_address"] != nil ||
+		fip["project_id"] != "p1" || fip["floating_network_id"] != tp.extID || fip["floating_ip_address"] == nil {
+		t.Fatalf("floating IP: %v", fip)
+	}
+	if _, ok := fip["floating_port_id"]; ok {
+		t.Fatalf("floating_port_id is not part of the API: %v", fip)
+	}
+	fport := ports(tp.admin, "device_id="+fipID)
+	if len(fport) != 1 || fport[0]["device_owner"] != "network:floatingip" || fport[0]["project_id"] != "" ||
+		fixedIPs(fport[0])[0]["ip_address"] != fip["floating_ip_address"] {
+		t.Fatalf("floating port: %v", fport)
+	}
+
+	// Association needs a router between the port's subnet and the
+	// external network.
+	expect(t, put(tp.c, "/v2.0/floatingips/"+fipID, map[string]any{"floatingip": map[string]any{"port_id": id(vm)}}), 404, "ExternalGatewayForFloatingIPNotFound")
+	expect(t, addInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": tp.subID}), 200, "")
+	up := put(tp.c, "/v2.0/floatingips/"+fipID, map[string]any{"floatingip": map[string]any{"port_id": id(vm)}})
+	expect(t, up, 200, "")
+	if f := up.Item("floatingip"); f["router_id"] != tp.rtrID || f["port_id"] != id(vm) || f["fixed_ip_address"] != vmIP {
+		t.Fatalf("associated: %s", up.Raw)
+	}
+	expect(t, put(tp.c, "/v2.0/floatingips/"+fipID, map[string]any{"floatingip": map[string]any{"port_id": id(vm), "fixed_ip_address": "10.0.0.254"}}), 400, "BadRequest")
+	expect(t, put(tp.c, "/v2.0/floatingips/"+fipID, map[string]any{"floatingip": map[string]any{"port_id": "6b7c7cd4-0d9a-4c7c-9d0f-1d0d2c7c1a11"}}), 404, "PortNotFound")
+
+	// One floating IP per fixed IP.
+	r := tp.c.Do("POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": tp.extID, "port_id": id(vm)}})
+	expect(t, r, 409, "FloatingIPPortAlreadyAssociated")
+	if n := len(ports(tp.admin, "device_owner=network:floatingip")); n != 1 {
+		t.Fatalf("refused floating IP left %d floating ports", n)
+	}
+
+	// What the floating IP goes through stays.
+	expect(t, removeInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": tp.subID}), 409, "RouterInterfaceInUseByFloatingIP")
+	expect(t, put(tp.c, "/v2.0/routers/"+tp.rtrID, map[string]any{"router": map[string]any{"external_gateway_info": nil}}), 409, "RouterExternalGatewayInUseByFloatingIp")
+	expect(t, tp.admin.Do("DELETE", "/v2.0/ports/"+id(fport[0]), nil), 409, "ServicePortInUse")
+
+	// Disassociation clears the router.
+	up = put(tp.c, "/v2.0/floatingips/"+fipID, map[string]any{"floatingip": map[string]any{"port_id": nil}})
+	expect(t, up, 200, "")
+	if f := up.Item("floatingip"); f["router_id"] != nil || f["port_id"] != nil || f["fixed_ip_address"] != nil {
+		t.Fatalf("disassociated: %s", up.Raw)
+	}
+	expect(t, put(tp.c, "/v2.0/floatingips/"+fipID, map[string]any{"floatingip": map[string]any{"fixed_ip_address": vmIP}}), 400, "BadRequest")
+
+	// Deleting the fixed port disassociates.
+	expect(t, put(tp.c, "/v2.0/floatingips/"+fipID, map[string]any{"floatingip": map[string]any{"port_id": id(vm), "description": "web"}}), 200, "")
+	tp.c.Must(http.StatusNoContent, "DELETE", "/v2.0/ports/"+id(vm), nil)
+	f := tp.c.Must(200, "GET", "/v2.0/floatingips/"+fipID, nil)["floatingip"].(map[string]any)
+	if f["port_id"] != nil || f["router_id"] != nil || f["fixed_ip_address"] != nil || f["description"] != "web" {
+		t.Fatalf("after port delete: %v", f)
+	}
+
+	// Deleting the floating IP deletes its port.
+	tp.c.Must(http.StatusNoContent, "DELETE", "/v2.0/floatingips/"+fipID, nil)
+	if n := len(ports(tp.admin, "device_id="+fipID)); n != 0 {
+		t.Fatalf("floating port left behind")
+	}
+
+	// Only external networks with IPv4 subnets give floating IPs.
+	expect(t, tp.c.Do("POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": id(tp.net)}}), 400, "BadRequest")
+	// A chosen address that is taken.
+	f1 := tp.c.Create("floatingips", "floatingip", map[string]any{"floating_network_id": tp.extID, "floating_ip_address": "203.0.113.77"})
+	if f1["floating_ip_address"] != "203.0.113.77" {
+		t.Fatalf("chosen address: %v", f1)
+	}
+	expect(t, tp.c.Do("POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": tp.extID, "floating_ip_address": "203.0.113.77"}}), 409, "")
+	// fixed_ip_address needs a port.
+	expect(t, tp.c.Do("POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": tp.extID, "fixed_ip_address": "10.0.0.3"}}), 400, "BadRequest")
+	if n := len(ports(tp.admin, "device_owner=network:floatingip")); n != 1 {
+		t.Fatalf("refused floating IPs left %d floating ports", n)
+	}
+}
+
+// TestFullSequence walks what a user does: external network and subnet,
+// tenant network and subnet, router with gateway, interface, extra route,
+// floating IP for a server port, then takes it all down in order.
+func TestFullSequence(t *testing.T) {
+	tp := setup(t)
+	expect(t, addInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": tp.subID}), 200, "")
+	expect(t, setRoutes(tp.c, tp.rtrID, route("172.16.0.0/16", "10.0.0.200")), 200, "")
+	vm := tp.c.Create("ports", "port", map[string]any{"network_id": id(tp.net), "device_owner": "compute:nova", "device_id": "server-1"})
+	fip := tp.c.Create("floatingips", "floatingip", map[string]any{"floating_network_id": tp.extID, "port_id": id(vm)})
+	if fip["router_id"] != tp.rtrID || fip["fixed_ip_address"] != fixedIPs(vm)[0]["ip_address"] {
+		t.Fatalf("floating IP created associated: %v", fip)
+	}
+	if l := tp.c.Do("GET", "/v2.0/floatingips?router_id="+tp.rtrID, nil).Items("floatingips"); len(l) != 1 {
+		t.Fatalf("filter by router: %v", l)
+	}
+	// The external network cannot go while the router uses it.
+	expect(t, tp.admin.Do("DELETE", "/v2.0/networks/"+tp.extID, nil), 409, "NetworkInUse")
+
+	tp.c.Must(http.StatusNoContent, "DELETE", "/v2.0/floatingips/"+id(fip), nil)
+	expect(t, setRoutes(tp.c, tp.rtrID), 200, "")
+	expect(t, removeInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": tp.subID}), 200, "")
+	tp.c.Must(http.StatusNoContent, "DELETE", "/v2.0/routers/"+tp.rtrID, nil)
+	tp.c.Must(http.StatusNoContent, "DELETE", "/v2.0/ports/"+id(vm), nil)
+	tp.c.Must(http.StatusNoContent, "DELETE", "/v2.0/networks/"+id(tp.net), nil)
+	tp.admin.Must(http.StatusNoContent, "DELETE", "/v2.0/networks/"+tp.extID, nil)
+	if left := ports(tp.admin, ""); len(left) != 0 {
+		t.Fatalf("ports left: %v", left)
+	}
+}
