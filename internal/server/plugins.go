@@ -4,6 +4,7 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/agentapi"
 	"github.com/neutrino-sdn/neutrino/internal/api"
 	"github.com/neutrino-sdn/neutrino/internal/config"
+	"github.com/neutrino-sdn/neutrino/internal/ipavailability"
 	"github.com/neutrino-sdn/neutrino/internal/l3"
 	"github.com/neutrino-sdn/neutrino/internal/network"
 	"github.com/neutrino-sdn/neutrino/internal/port"
@@ -20,6 +21,7 @@ import (
 func registerPlugins(svc *service.Service, a *api.Server, cfg config.Config) error {
 	pools := subnetpool.Register(svc)
 	agentapi.Register(svc, agentapi.DefaultDownTime)
+	ipavailability.Register(svc, a)
 	ports, err := port.Register(svc, port.Options{BaseMAC: cfg.BaseMAC})
 	if err != nil {
 		return err

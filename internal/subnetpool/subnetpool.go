@@ -289,15 +289,11 @@ func illegalPrefixUpdate(msg string) error {
 // exhausted or occupied pool is a conflict, not a server failure, so it is
 // a 409 here with Neutron's type and message.
 func ipamFault(err error) error {
-	var ie *ipam.Error
-	if !errors.As(err, &ie) {
-		return err
+	err = ipam.Fault("prefixes", err)
+	if fe, ok := fault.As(err); ok && fe.Type == ipam.TypeSubnetAllocationError {
+		fe.Status = http.StatusConflict
 	}
-	status := ie.HTTPStatus()
-	if ie.Type == ipam.TypeSubnetAllocationError {
-		status = http.StatusConflict
-	}
-	return fault.New(status, ie.Type, "%s", ie.Message)
+	return err
 }
 
 // parsePrefixes reads a list of CIDR strings; host bits are dropped, as
