@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strconv"
@@ -231,19 +232,34 @@ func insert(ctx context.Context, tx *store.Tx, netID string, seg Segment) error 
 	})
 }
 
+// Contention handling of allocateFree.
+const (
+	// allocateAttempts bounds the inserts one allocation tries.
+	allocateAttempts = 10
+	// allocateSpread is how many of the lowest free ids a transaction that
+	// lost a race chooses from at random, so that racing server replicas
+	// stop picking the same id.
+	allocateSpread = 64
+)
+
 // allocateFree takes the lowest free id in the type's tenant ranges. It
 // reads only allocated ids (never walks the whole range) and retries when a
-// concurrent writer takes the same id.
+// concurrent writer takes the same id, then with a random one of the lowest
+// free ids.
 func (m *Manager) allocateFree(ctx context.Context, tx *store.Tx, netID, t, physnet string) (Segment, error) {
 	ranges := m.tenantRanges(t, physnet)
-	for attempt := 0; attempt < 5; attempt++ {
+	for attempt := 0; attempt < allocateAttempts; attempt++ {
 		used, err := usedIDs(ctx, tx, t, physnet)
 		if err != nil {
 			return Segment{}, err
 		}
-		id, ok := firstFree(ranges, used)
-		if !ok {
+		free := freeIDs(ranges, used, allocateSpread)
+		if len(free) == 0 {
 			return Segment{}, errExhausted
+		}
+		id := free[0]
+		if attempt > 0 {
+			id = free[rand.IntN(len(free))]
 		}
 		seg := Segment{NetworkType: t, PhysicalNetwork: physnet, SegmentationID: id}
 		err = insert(ctx, tx, netID, seg)
@@ -274,22 +290,29 @@ func usedIDs(ctx context.Context, tx *store.Tx, t, physnet string) ([]int64, err
 	return out, rows.Err()
 }
 
+// freeIDs returns up to limit of the lowest ids in ranges not in used
+// (sorted ascending); the work is bounded by len(used) + limit.
+func freeIDs(ranges []Range, used []int64, limit int) []int64 {
+	var out []int64
+	for _, r := range ranges {
+		i, _ := slices.BinarySearch(used, r.Min)
+		for id := r.Min; id <= r.Max && len(out) < limit; id++ {
+			for i < len(used) && used[i] < id {
+				i++
+			}
+			if i < len(used) && used[i] == id {
+				continue
+			}
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // firstFree returns the lowest id in ranges not in used (sorted ascending).
 func firstFree(ranges []Range, used []int64) (int64, bool) {
-	for _, r := range ranges {
-		next := r.Min
-		i, _ := slices.BinarySearch(used, r.Min)
-		for ; i < len(used) && used[i] <= r.Max; i++ {
-			if used[i] > next {
-				break
-			}
-			if used[i] == next {
-				next++
-			}
-		}
-		if next <= r.Max {
-			return next, true
-		}
+	if free := freeIDs(ranges, used, 1); len(free) > 0 {
+		return free[0], true
 	}
 	return 0, false
 }

@@ -1,6 +1,9 @@
 package segment
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 func TestFirstFree(t *testing.T) {
 	cases := []struct {
@@ -20,6 +23,16 @@ func TestFirstFree(t *testing.T) {
 		if got != c.want || ok != c.ok {
 			t.Errorf("firstFree(%v, %v) = %d,%v want %d,%v", c.ranges, c.used, got, ok, c.want, c.ok)
 		}
+	}
+}
+
+func TestFreeIDs(t *testing.T) {
+	got := freeIDs([]Range{{1, 4}, {10, 1 << 24}}, []int64{2, 3, 10, 12}, 4)
+	if !slices.Equal(got, []int64{1, 4, 11, 13}) {
+		t.Errorf("freeIDs = %v, want [1 4 11 13]", got)
+	}
+	if got := freeIDs([]Range{{1, 2}}, []int64{1, 2}, 4); len(got) != 0 {
+		t.Errorf("freeIDs of a full range = %v", got)
 	}
 }
 
