@@ -1,0 +1,162 @@
+package server_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"sync"
+	"testing"
+
+	"github.com/neutrino-sdn/neutrino/internal/apitest"
+)
+
+// twoServers runs two API servers on one fresh PostgreSQL database, as two
+// replicas behind a load balancer would, and returns an admin client of
+// each.
+func twoServers(t *testing.T) (a, b *apitest.Client) {
+	t.Helper()
+	dsn := apitest.PostgresDSN(t)
+	s1 := apitest.Start(t, apitest.WithDatabase(dsn))
+	s2 := apitest.Start(t, apitest.WithDatabase(dsn))
+	return s1.Client(t, "p1"), s2.Client(t, "p1")
+}
+
+// race sends n requests at once, alternating between the clients, and
+// returns their responses.
+func race(n int, clients []*apitest.Client, send func(c *apitest.Client, i int) *apitest.Response) []*apitest.Response {
+	out := make([]*apitest.Response, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			out[i] = send(clients[i%len(clients)], i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return out
+}
+
+// Two servers racing to create ports on a small subnet hand out every
+// address of the pool exactly once, then report exhaustion as Neutron does.
+func TestReplicasNeverShareAnAddress(t *testing.T) {
+	a, b := twoServers(t)
+	net := a.Create("networks", "network", map[string]any{"name": "small"})
+	netID := apitest.S(net["id"])
+	sub := a.Create("subnets", "subnet", map[string]any{"network_id": netID, "ip_version": 4,
+		"cidr": "10.9.0.0/28", "enable_dhcp": false})
+	pool := netip.MustParsePrefix("10.9.0.0/28")
+	gateway := netip.MustParseAddr(apitest.S(sub["gateway_ip"]))
+	free := 0
+	for _, p := range sub["allocation_pools"].([]any) {
+		r := p.(map[string]any)
+		for ip := netip.MustParseAddr(apitest.S(r["start"])); ; ip = ip.Next() {
+			free++
+			if ip == netip.MustParseAddr(apitest.S(r["end"])) {
+				break
+			}
+		}
+	}
+	const attempts = 40
+	if free >= attempts {
+		t.Fatalf("pool of %d addresses: the race would not exhaust it", free)
+	}
+	rs := race(attempts, []*apitest.Client{a, b}, func(c *apitest.Client, i int) *apitest.Response {
+		return c.Do("POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": netID, "name": fmt.Sprint("p", i)}})
+	})
+	seen := map[netip.Addr]string{}
+	created, exhausted := 0, 0
+	for _, r := range rs {
+		switch {
+		case r.Status == http.StatusCreated:
+			created++
+			port := r.Item("port")
+			ips := port["fixed_ips"].([]any)
+			if len(ips) != 1 {
+				t.Fatalf("port with %d fixed IPs: %s", len(ips), r.Raw)
+			}
+			ip := netip.MustParseAddr(apitest.S(ips[0].(map[string]any)["ip_address"]))
+			if !pool.Contains(ip) || ip == gateway || ip == pool.Addr() {
+				t.Errorf("address %s outside the allocation pool", ip)
+			}
+			if other, dup := seen[ip]; dup {
+				t.Errorf("address %s given to ports %s and %v", ip, other, port["id"])
+			}
+			seen[ip] = apitest.S(port["id"])
+		case r.Status == http.StatusConflict && r.ErrorType() == "IpAddressGenerationFailure":
+			exhausted++
+		default:
+			t.Errorf("port create: %d %s", r.Status, r.Raw)
+		}
+	}
+	if created != free || exhausted != attempts-free {
+		t.Fatalf("%d created and %d refused as exhausted, want %d and %d", created, exhausted, free, attempts-free)
+	}
+	// Both replicas see the same ports, and the store agrees.
+	for _, c := range []*apitest.Client{a, b} {
+		if n := len(c.Do("GET", "/v2.0/ports?network_id="+netID, nil).Items("ports")); n != free {
+			t.Errorf("a replica lists %d ports, want %d", n, free)
+		}
+	}
+	// A freed address can be taken again, from either replica.
+	var victim string
+	for _, id := range seen {
+		victim = id
+		break
+	}
+	a.Must(http.StatusNoContent, "DELETE", "/v2.0/ports/"+victim, nil)
+	b.Create("ports", "port", map[string]any{"network_id": netID})
+	if r := a.Do("POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": netID}}); r.Status != http.StatusConflict || r.ErrorType() != "IpAddressGenerationFailure" {
+		t.Fatalf("full subnet again: %d %s", r.Status, r.Raw)
+	}
+}
+
+// Two servers racing to create the same VLAN provider network: exactly one
+// wins, the others get 409 VlanIdInUse, and only one network exists.
+func TestReplicasAgreeOnProviderSegments(t *testing.T) {
+	a, b := twoServers(t)
+	const attempts = 12
+	body := map[string]any{"network": map[string]any{"provider:network_type": "vlan",
+		"provider:physical_network": "physnet1", "provider:segmentation_id": 1234}}
+	rs := race(attempts, []*apitest.Client{a, b}, func(c *apitest.Client, _ int) *apitest.Response {
+		return c.Do("POST", "/v2.0/networks", body)
+	})
+	created := 0
+	for _, r := range rs {
+		switch {
+		case r.Status == http.StatusCreated:
+			created++
+		case r.Status == http.StatusConflict && r.ErrorType() == "VlanIdInUse":
+		default:
+			t.Errorf("racing VLAN create: %d %s", r.Status, r.Raw)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d creates of VLAN 1234 succeeded, want exactly 1", created)
+	}
+	if n := len(b.Do("GET", "/v2.0/networks?provider:segmentation_id=1234", nil).Items("networks")); n != 1 {
+		t.Fatalf("%d networks on VLAN 1234, want 1", n)
+	}
+	if n := len(a.Do("GET", "/v2.0/networks", nil).Items("networks")); n != 1 {
+		t.Fatalf("%d networks after the race, want 1: the losers left networks behind", n)
+	}
+	// Tenant networks racing for automatically allocated VNIs all get
+	// distinct ones.
+	rs = race(attempts, []*apitest.Client{a, b}, func(c *apitest.Client, _ int) *apitest.Response {
+		return c.Do("POST", "/v2.0/networks", map[string]any{"network": map[string]any{}})
+	})
+	vnis := map[string]bool{}
+	for _, r := range rs {
+		if r.Status != http.StatusCreated {
+			t.Fatalf("tenant network: %d %s", r.Status, r.Raw)
+		}
+		vni := apitest.S(r.Item("network")["provider:segmentation_id"])
+		if vnis[vni] {
+			t.Errorf("VNI %s allocated twice", vni)
+		}
+		vnis[vni] = true
+	}
+}
