@@ -193,11 +193,13 @@ func SecurityGroupRule() *Resource {
 			{Name: "security_group_id", Type: UUIDType{}, Post: true, Required: true, Column: true},
 			{Name: "remote_group_id", Type: optUUID, Post: true, Column: true},
 			{Name: "direction", Type: StringType{Enum: []string{"ingress", "egress"}}, Post: true, Required: true},
+			// Protocol, ports, ethertype and prefix are converted by the
+			// secgroup package, which raises Neutron's own error types.
 			{Name: "protocol", Type: Nullable{Of: AnyType{}}, Post: true},
-			{Name: "port_range_min", Type: Nullable{Of: IntType{Min: 0, Max: 65535}}, Post: true},
-			{Name: "port_range_max", Type: Nullable{Of: IntType{Min: 0, Max: 65535}}, Post: true},
-			{Name: "ethertype", Type: StringType{Enum: []string{"IPv4", "IPv6"}}, Post: true, Default: "IPv4"},
-			{Name: "remote_ip_prefix", Type: Nullable{Of: CIDRType{}}, Post: true},
+			{Name: "port_range_min", Type: Nullable{Of: AnyType{}}, Post: true},
+			{Name: "port_range_max", Type: Nullable{Of: AnyType{}}, Post: true},
+			{Name: "ethertype", Type: AnyType{}, Post: true, Default: "IPv4"},
+			{Name: "remote_ip_prefix", Type: Nullable{Of: AnyType{}}, Post: true},
 		},
 	}
 }

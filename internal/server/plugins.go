@@ -8,6 +8,7 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/l3"
 	"github.com/neutrino-sdn/neutrino/internal/network"
 	"github.com/neutrino-sdn/neutrino/internal/port"
+	"github.com/neutrino-sdn/neutrino/internal/secgroup"
 	"github.com/neutrino-sdn/neutrino/internal/service"
 	"github.com/neutrino-sdn/neutrino/internal/subnet"
 	"github.com/neutrino-sdn/neutrino/internal/subnetpool"
@@ -22,7 +23,9 @@ func registerPlugins(svc *service.Service, a *api.Server, cfg config.Config) err
 	pools := subnetpool.Register(svc)
 	agentapi.Register(svc, agentapi.DefaultDownTime)
 	ipavailability.Register(svc, a)
-	ports, err := port.Register(svc, port.Options{BaseMAC: cfg.BaseMAC})
+	groups := secgroup.Register(svc, a)
+	ports, err := port.Register(svc, port.Options{BaseMAC: cfg.BaseMAC,
+		DefaultSecurityGroup: groups.DefaultGroup, CheckSecurityGroups: groups.CheckGroups})
 	if err != nil {
 		return err
 	}

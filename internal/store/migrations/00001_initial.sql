@@ -128,16 +128,28 @@ CREATE TABLE default_security_groups (
     security_group_id TEXT NOT NULL REFERENCES security_groups (id) ON DELETE CASCADE
 );
 
+-- A group's rules, and the rules of other groups naming it as their remote
+-- group, go with it (as in Neutron).
 CREATE TABLE security_group_rules (
     id TEXT PRIMARY KEY,
     project_id TEXT NOT NULL DEFAULT '',
     revision_number BIGINT NOT NULL DEFAULT 0,
     data TEXT NOT NULL,
     security_group_id TEXT NOT NULL REFERENCES security_groups (id) ON DELETE CASCADE,
-    remote_group_id TEXT
+    remote_group_id TEXT REFERENCES security_groups (id) ON DELETE CASCADE
 );
 CREATE INDEX security_group_rules_group ON security_group_rules (security_group_id);
 CREATE INDEX security_group_rules_remote ON security_group_rules (remote_group_id);
+CREATE INDEX security_group_rules_project ON security_group_rules (project_id);
+
+-- Which groups each port uses. The foreign key keeps a group from being
+-- deleted while a port uses it, across server replicas.
+CREATE TABLE security_group_port_bindings (
+    port_id TEXT NOT NULL REFERENCES ports (id) ON DELETE CASCADE,
+    security_group_id TEXT NOT NULL REFERENCES security_groups (id),
+    PRIMARY KEY (port_id, security_group_id)
+);
+CREATE INDEX security_group_port_bindings_group ON security_group_port_bindings (security_group_id);
 
 CREATE TABLE rbac_policies (
     id TEXT PRIMARY KEY,
@@ -172,6 +184,7 @@ CREATE TABLE quotas (
 DROP TABLE quotas;
 DROP TABLE agents;
 DROP TABLE rbac_policies;
+DROP TABLE security_group_port_bindings;
 DROP TABLE security_group_rules;
 DROP TABLE default_security_groups;
 DROP TABLE security_groups;
