@@ -5,7 +5,7 @@ BIN     := bin/neutrino
 # Go sources to check with gofmt (testdata may hold deliberately odd files).
 GOFILES  = $(shell find . -name '*.go' -not -path './.git/*' -not -path './vendor/*' -not -path '*/testdata/*')
 
-.PHONY: all build test fmt-check vet gotest gotest-postgres up clean
+.PHONY: all build test fmt-check vet gotest gotest-postgres up clean conformance
 
 all: build
 
@@ -40,6 +40,12 @@ gotest-postgres:
 
 up: build
 	$(BIN) up
+
+# Tempest's network API tests against neutrino behind a real Keystone; fails
+# when a test of conformance/expected-pass.txt does not pass. Needs root (it
+# installs Debian packages when missing). See docs/conformance.md.
+conformance:
+	GO=$(GO) CONFORMANCE_COMMAND="make conformance" conformance/run.sh
 
 clean:
 	rm -rf bin
