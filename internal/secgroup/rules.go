@@ -303,7 +303,10 @@ func validateRule(obj resource.Object) error {
 		return err
 	}
 	if prefix := str(obj["remote_ip_prefix"]); prefix != "" {
-		p := netip.MustParsePrefix(prefix)
+		p, err := netip.ParsePrefix(prefix)
+		if err != nil {
+			return invalid("InvalidCIDR", "Invalid CIDR %s given as IP prefix.", prefix)
+		}
 		if (ethertype == ipv4) != p.Addr().Is4() {
 			return invalid("SecurityGroupRuleParameterConflict", "Conflicting value ethertype %s for CIDR %s", ethertype, prefix)
 		}
