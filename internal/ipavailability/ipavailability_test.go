@@ -235,3 +235,34 @@ func TestNetworkIPAvailabilityIsForAdmins(t *testing.T) {
 		t.Errorf("member show: %d %s", r.Status, r.Raw)
 	}
 }
+
+// As Tempest checks it: subnets and ports made through the API.
+func TestAvailabilityFollowsPorts(t *testing.T) {
+	srv := apitest.Start(t)
+	c := srv.Client(t, "p1")
+	netID := apitest.S(c.Create("networks", "network", map[string]any{"name": "n"})["id"])
+	availability := func() (total, used string) {
+		t.Helper()
+		n := c.Must(http.StatusOK, "GET", "/v2.0/network-ip-availabilities/"+netID, nil)["network_ip_availability"].(map[string]any)
+		return apitest.S(n["total_ips"]), apitest.S(n["used_ips"])
+	}
+	if total, used := availability(); total != "0" || used != "0" {
+		t.Fatalf("before subnets: %s total, %s used", total, used)
+	}
+	c.Create("subnets", "subnet", map[string]any{"network_id": netID, "ip_version": 4, "cidr": "10.1.0.0/24", "enable_dhcp": false})
+	c.Create("subnets", "subnet", map[string]any{"network_id": netID, "ip_version": 6, "cidr": "2001:db8::/64", "gateway_ip": "2001:db8::1", "enable_dhcp": false})
+	// Tempest's count: 2^8-3 IPv4 and 2^64-2 IPv6 addresses (network,
+	// broadcast and gateway addresses reserved).
+	const total = "18446744073709551867"
+	if got, used := availability(); got != total || used != "0" {
+		t.Fatalf("after subnets: %s total, %s used", got, used)
+	}
+	port := c.Create("ports", "port", map[string]any{"network_id": netID})
+	if got, used := availability(); got != total || used != "2" {
+		t.Fatalf("after a dual-stack port: %s total, %s used", got, used)
+	}
+	c.Must(http.StatusNoContent, "DELETE", "/v2.0/ports/"+apitest.S(port["id"]), nil)
+	if _, used := availability(); used != "0" {
+		t.Fatalf("after port delete: %s used", used)
+	}
+}
