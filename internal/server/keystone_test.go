@@ -263,9 +263,28 @@ func TestKeystoneSharedNetwork(t *testing.T) {
 	// Nor may others manage its sharing.
 	rbac := map[string]any{"object_type": "network", "object_id": id, "action": "access_as_shared", "target_tenant": "some-other-project"}
 	wantError(t, c.alice.Do("POST", "/v2.0/rbac-policies", map[string]any{"rbac_policy": rbac}), http.StatusBadRequest, "InvalidInput")
+	// Others plug ports into it, on the admin's subnet.
+	sub := c.admin.Create("subnets", "subnet", map[string]any{"network_id": id, "ip_version": 4, "cidr": "10.20.0.0/24"})
+	if got := c.alice.Do("GET", "/v2.0/subnets/"+apitest.S(sub["id"]), nil); got.Status != http.StatusOK {
+		t.Fatalf("the shared network's subnet is hidden from alice: %d %s", got.Status, got.Raw)
+	}
+	wantError(t, c.alice.Do("POST", "/v2.0/subnets", map[string]any{"subnet": map[string]any{"network_id": id, "ip_version": 4, "cidr": "10.21.0.0/24"}}),
+		http.StatusForbidden, "PolicyNotAuthorized")
+	port := c.alice.Create("ports", "port", map[string]any{"network_id": id, "name": "alice-vm"})
+	if port["project_id"] != c.projA || len(port["fixed_ips"].([]any)) != 1 {
+		t.Fatalf("alice's port on the shared network: %v", port)
+	}
+	wantError(t, c.bob.Do("GET", "/v2.0/ports/"+apitest.S(port["id"]), nil), http.StatusNotFound, "PortNotFound")
+	if l := ids(c.bob.Do("GET", "/v2.0/ports", nil), "ports"); len(l) != 0 {
+		t.Fatalf("bob lists alice's ports: %v", l)
+	}
+	// While alice's port is on it, the network cannot be unshared.
+	wantError(t, c.admin.Do("PUT", "/v2.0/networks/"+id, netBody(map[string]any{"shared": false})), http.StatusConflict, "InvalidSharedSetting")
+	c.alice.Must(http.StatusNoContent, "DELETE", "/v2.0/ports/"+apitest.S(port["id"]), nil)
 	// Unsharing it hides it again.
 	c.admin.Must(http.StatusOK, "PUT", "/v2.0/networks/"+id, netBody(map[string]any{"shared": false}))
 	wantError(t, c.alice.Do("GET", "/v2.0/networks/"+id, nil), http.StatusNotFound, "NetworkNotFound")
+	wantError(t, c.alice.Do("POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": id}}), http.StatusNotFound, "NetworkNotFound")
 }
 
 func TestKeystoneRBACSharesWithOneProject(t *testing.T) {
@@ -304,6 +323,18 @@ func TestKeystoneRBACSharesWithOneProject(t *testing.T) {
 	wantError(t, c.bob.Do("DELETE", "/v2.0/rbac-policies/"+entryID, nil), http.StatusNotFound, "RbacPolicyNotFound")
 	// Bob may use the network but not change it.
 	wantError(t, c.bob.Do("PUT", "/v2.0/networks/"+id, netBody(map[string]any{"name": "bob's"})), http.StatusForbidden, "PolicyNotAuthorized")
+	c.alice.Create("subnets", "subnet", map[string]any{"network_id": id, "ip_version": 4, "cidr": "10.30.0.0/24"})
+	port := c.bob.Create("ports", "port", map[string]any{"network_id": id, "name": "bob-vm"})
+	portID := apitest.S(port["id"])
+	if port["project_id"] != c.projB {
+		t.Fatalf("bob's port: %v", port)
+	}
+	wantError(t, c.carol.Do("POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": id}}), http.StatusNotFound, "NetworkNotFound")
+	// The network's owner sees ports on her network, whoever owns them.
+	c.alice.Must(http.StatusOK, "GET", "/v2.0/ports/"+portID, nil)
+	// Bob's port depends on the entry: it cannot be withdrawn yet.
+	wantError(t, c.alice.Do("DELETE", "/v2.0/rbac-policies/"+entryID, nil), http.StatusConflict, "RbacPolicyInUse")
+	c.bob.Must(http.StatusNoContent, "DELETE", "/v2.0/ports/"+portID, nil)
 	// Withdrawing the entry hides the network from bob again.
 	c.alice.Must(http.StatusNoContent, "DELETE", "/v2.0/rbac-policies/"+entryID, nil)
 	wantError(t, c.bob.Do("GET", "/v2.0/networks/"+id, nil), http.StatusNotFound, "NetworkNotFound")
