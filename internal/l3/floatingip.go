@@ -147,6 +147,25 @@ func (p *Plugin) associate(ctx context.Context, tx *store.Tx, c *service.Call, f
 	if err != nil {
 		return err
 	}
+	// Hold the router, then look again: a concurrent removal of its
+	// gateway or interface has either committed (and the router no longer
+	// qualifies) or waits and then sees this floating IP.
+	for tries := 0; ; tries++ {
+		if err := p.lockRouter(ctx, tx, routerID); err != nil {
+			return err
+		}
+		again, err := p.routerForFloatingIP(ctx, tx, port, subnet, netID)
+		if err != nil {
+			return err
+		}
+		if again == routerID {
+			break
+		}
+		if tries == 3 {
+			return fault.Conflict("Conflict", "The routers between port %s and network %s keep changing; try again.", portID, netID)
+		}
+		routerID = again
+	}
 	others, err := tx.List(ctx, p.fips, store.Where{"port_id": {portID}, "fixed_ip_address": {fixed.Addr.String()}, "floating_network_id": {netID}})
 	if err != nil {
 		return err

@@ -52,11 +52,14 @@ func interfaceInfo(router, port resource.Object, subnetID string, subnetIDs []st
 	}
 }
 
-// touchRouter bumps the router's revision: interface changes count as
-// router changes, and the optimistic revision check serialises concurrent
-// interface changes of one router (so two overlapping subnets cannot both
+// touchRouter locks the router and bumps its revision: interface changes
+// count as router changes (as in Neutron), and two of them on one router
+// are checked one after the other (so two overlapping subnets cannot both
 // pass the overlap check).
 func (p *Plugin) touchRouter(ctx context.Context, tx *store.Tx, router resource.Object) error {
+	if err := p.lockRouter(ctx, tx, str(router["id"])); err != nil {
+		return err
+	}
 	_, err := p.svc.UpdateInTx(ctx, tx, p.routers, router)
 	return err
 }
@@ -64,6 +67,9 @@ func (p *Plugin) touchRouter(ctx context.Context, tx *store.Tx, router resource.
 func (p *Plugin) addInterface(ctx context.Context, tx *store.Tx, c *service.Call, router resource.Object, body map[string]any) (any, error) {
 	portID, subnetID, err := interfaceRequest(body, false)
 	if err != nil {
+		return nil, err
+	}
+	if err := p.touchRouter(ctx, tx, router); err != nil {
 		return nil, err
 	}
 	var port resource.Object
@@ -74,9 +80,6 @@ func (p *Plugin) addInterface(ctx context.Context, tx *store.Tx, c *service.Call
 		port, subnets, err = p.addInterfaceBySubnet(ctx, tx, c, router, subnetID)
 	}
 	if err != nil {
-		return nil, err
-	}
-	if err := p.touchRouter(ctx, tx, router); err != nil {
 		return nil, err
 	}
 	ids := make([]string, len(subnets))
@@ -259,6 +262,9 @@ func (p *Plugin) removeInterface(ctx context.Context, tx *store.Tx, c *service.C
 	if err != nil {
 		return nil, err
 	}
+	if err := p.touchRouter(ctx, tx, router); err != nil {
+		return nil, err
+	}
 	var port resource.Object
 	var subnets []resource.Object
 	if portID != "" {
@@ -267,9 +273,6 @@ func (p *Plugin) removeInterface(ctx context.Context, tx *store.Tx, c *service.C
 		port, subnets, err = p.removeInterfaceBySubnet(ctx, tx, c, router, subnetID)
 	}
 	if err != nil {
-		return nil, err
-	}
-	if err := p.touchRouter(ctx, tx, router); err != nil {
 		return nil, err
 	}
 	ids := make([]string, len(subnets))

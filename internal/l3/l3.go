@@ -107,6 +107,18 @@ func releasing(ctx context.Context, portID any) bool {
 	return id != nil && id == portID
 }
 
+// lockRouter holds the router's row until the transaction ends, so that
+// changes to a router's gateway, interfaces and routes, and the floating
+// IPs routed through it, are checked one after another even on several
+// server replicas (PostgreSQL: a later statement sees what the holder
+// committed; SQLite runs write transactions one at a time anyway).
+func (p *Plugin) lockRouter(ctx context.Context, tx *store.Tx, id string) error {
+	if _, err := tx.Exec(ctx, "UPDATE routers SET revision_number = revision_number WHERE id = ?", id); err != nil {
+		return fmt.Errorf("lock router %s: %w", id, err)
+	}
+	return nil
+}
+
 // createPort creates a port on behalf of l3, with all the ports hooks (IPAM).
 func (p *Plugin) createPort(ctx context.Context, tx *store.Tx, project string, body map[string]any) (resource.Object, error) {
 	port, _, err := p.svc.CreateInTx(ctx, tx, p.ports, project, body)

@@ -21,9 +21,8 @@ type topology struct {
 
 func id(m map[string]any) string { return apitest.S(m["id"]) }
 
-func setup(t *testing.T) *topology {
+func setup(t *testing.T, srv *apitest.Server) *topology {
 	t.Helper()
-	srv := apitest.Start(t)
 	tp := &topology{srv: srv, admin: srv.Client(t, "admin"), c: srv.Client(t, "p1")}
 	tp.ext = tp.admin.Create("networks", "network", map[string]any{
 		"name": "public", "router:external": true,
@@ -68,8 +67,10 @@ func put(c *apitest.Client, path string, body map[string]any) *apitest.Response 
 	return c.Do("PUT", path, body)
 }
 
-func TestRouterGateway(t *testing.T) {
-	tp := setup(t)
+func TestRouterGateway(t *testing.T) { backends(t, testRouterGateway) }
+
+func testRouterGateway(t *testing.T, srv *apitest.Server) {
+	tp := setup(t, srv)
 	r := tp.router
 	if r["status"] != "ACTIVE" || r["admin_state_up"] != true || r["name"] != "r1" || r["project_id"] != "p1" {
 		t.Fatalf("router: %v", r)
@@ -173,8 +174,10 @@ func removeInterface(c *apitest.Client, router string, body map[string]any) *api
 	return c.Do("PUT", "/v2.0/routers/"+router+"/remove_router_interface", body)
 }
 
-func TestRouterInterfaces(t *testing.T) {
-	tp := setup(t)
+func TestRouterInterfaces(t *testing.T) { backends(t, testRouterInterfaces) }
+
+func testRouterInterfaces(t *testing.T, srv *apitest.Server) {
+	tp := setup(t, srv)
 	add := addInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": tp.subID})
 	expect(t, add, 200, "")
 	info := add.Body
@@ -267,8 +270,10 @@ func route(dst, nexthop string) map[string]any {
 	return map[string]any{"destination": dst, "nexthop": nexthop}
 }
 
-func TestExtraRoutes(t *testing.T) {
-	tp := setup(t)
+func TestExtraRoutes(t *testing.T) { backends(t, testExtraRoutes) }
+
+func testExtraRoutes(t *testing.T, srv *apitest.Server) {
+	tp := setup(t, srv)
 	expect(t, setRoutes(tp.c, tp.rtrID, route("192.168.0.0/24", "10.0.0.5")), 400, "InvalidRoutes")
 	expect(t, addInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": tp.subID}), 200, "")
 
@@ -302,8 +307,10 @@ func TestExtraRoutes(t *testing.T) {
 	expect(t, removeInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": tp.subID}), 200, "")
 }
 
-func TestFloatingIPs(t *testing.T) {
-	tp := setup(t)
+func TestFloatingIPs(t *testing.T) { backends(t, testFloatingIPs) }
+
+func testFloatingIPs(t *testing.T, srv *apitest.Server) {
+	tp := setup(t, srv)
 	vm := tp.c.Create("ports", "port", map[string]any{"network_id": id(tp.net), "name": "vm"})
 	vmIP := fixedIPs(vm)[0]["ip_address"]
 
@@ -386,8 +393,10 @@ func TestFloatingIPs(t *testing.T) {
 // TestFullSequence walks what a user does: external network and subnet,
 // tenant network and subnet, router with gateway, interface, extra route,
 // floating IP for a server port, then takes it all down in order.
-func TestFullSequence(t *testing.T) {
-	tp := setup(t)
+func TestFullSequence(t *testing.T) { backends(t, testFullSequence) }
+
+func testFullSequence(t *testing.T, srv *apitest.Server) {
+	tp := setup(t, srv)
 	expect(t, addInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": tp.subID}), 200, "")
 	expect(t, setRoutes(tp.c, tp.rtrID, route("172.16.0.0/16", "10.0.0.200")), 200, "")
 	vm := tp.c.Create("ports", "port", map[string]any{"network_id": id(tp.net), "device_owner": "compute:nova", "device_id": "server-1"})

@@ -87,6 +87,12 @@ func (p *Plugin) routerPreCreate(ctx context.Context, tx *store.Tx, c *service.C
 func (p *Plugin) routerPreUpdate(ctx context.Context, tx *store.Tx, c *service.Call, old, obj, changes resource.Object) error {
 	_, gwChanged := changes["external_gateway_info"]
 	_, routesChanged := changes["routes"]
+	if !gwChanged && !routesChanged {
+		return nil
+	}
+	if err := p.lockRouter(ctx, tx, str(old["id"])); err != nil {
+		return err
+	}
 	if gwChanged {
 		obj["external_gateway_info"] = old["external_gateway_info"]
 		g, err := parseGateway(changes["external_gateway_info"])
@@ -100,12 +106,9 @@ func (p *Plugin) routerPreUpdate(ctx context.Context, tx *store.Tx, c *service.C
 			return err
 		}
 	}
-	if gwChanged || routesChanged {
-		// Every route must stay reachable through the router's ports as
-		// they are now (a removed gateway may strand a nexthop).
-		return p.validateRoutes(ctx, tx, obj)
-	}
-	return nil
+	// Every route must stay reachable through the router's ports as they
+	// are now (a removed gateway may strand a nexthop).
+	return p.validateRoutes(ctx, tx, obj)
 }
 
 // applyGateway moves router to the requested gateway (nil: none),
@@ -263,6 +266,9 @@ func (p *Plugin) replacePort(ctx context.Context, tx *store.Tx, old resource.Obj
 
 func (p *Plugin) routerPreDelete(ctx context.Context, tx *store.Tx, _ *service.Call, router resource.Object) error {
 	id := str(router["id"])
+	if err := p.lockRouter(ctx, tx, id); err != nil {
+		return err
+	}
 	intfs, err := p.routerPorts(ctx, tx, id, interfaceOwners...)
 	if err != nil {
 		return err
