@@ -32,8 +32,8 @@ const ruleQuota = "security_group_rule"
 
 // Plugin carries the security group semantics.
 type Plugin struct {
-	svc                  *service.Service
-	groups, rules, ports *resource.Resource
+	svc           *service.Service
+	groups, rules *resource.Resource
 }
 
 // Register installs the hooks of security groups, their rules and the
@@ -69,8 +69,7 @@ func Register(svc *service.Service, a *api.Server) *Plugin {
 // DefaultGroup and CheckGroups other than the server (tests, tools).
 func New(svc *service.Service) *Plugin {
 	reg := svc.Registry()
-	return &Plugin{svc: svc, groups: reg.ByPlural("security-groups"),
-		rules: reg.ByPlural("security-group-rules"), ports: reg.ByPlural("ports")}
+	return &Plugin{svc: svc, groups: reg.ByPlural("security-groups"), rules: reg.ByPlural("security-group-rules")}
 }
 
 // groupNotFound is Neutron's 404 for one or more group ids.

@@ -175,6 +175,9 @@ func concurrentLists(t *testing.T, project string, srvs ...*apitest.Server) {
 		}()
 	}
 	wg.Wait()
+	// Connections the client dialled but never used would hold up the
+	// servers' graceful shutdown.
+	http.DefaultClient.CloseIdleConnections()
 	close(errs)
 	for e := range errs {
 		t.Error(e)
