@@ -421,3 +421,61 @@ func testFullSequence(t *testing.T, srv *apitest.Server) {
 		t.Fatalf("ports left: %v", left)
 	}
 }
+
+// TestConcurrentChanges races clients on one router: of several
+// overlapping subnets added at once, one becomes an interface; of several
+// floating IPs pointed at one port at once, one is associated.
+func TestConcurrentChanges(t *testing.T) { backends(t, testConcurrentChanges) }
+
+func testConcurrentChanges(t *testing.T, srv *apitest.Server) {
+	tp := setup(t, srv)
+	const n = 6
+	subnets := make([]string, n)
+	for i := range subnets {
+		net := tp.c.Create("networks", "network", map[string]any{"name": fmt.Sprint("n", i)})
+		subnets[i] = id(tp.c.Create("subnets", "subnet", map[string]any{"network_id": id(net), "ip_version": 4, "cidr": "10.7.0.0/24"}))
+	}
+	statuses := race(n, func(i int) int {
+		return addInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": subnets[i]}).Status
+	})
+	if statuses[200] != 1 || statuses[400] != n-1 {
+		t.Fatalf("overlapping interfaces at once: %v", statuses)
+	}
+	intf := ports(tp.c, "device_owner=network:router_interface&device_id="+tp.rtrID)
+	if len(intf) != 1 {
+		t.Fatalf("interfaces: %v", intf)
+	}
+	vmNet := apitest.S(intf[0]["network_id"])
+	vm := tp.c.Create("ports", "port", map[string]any{"network_id": vmNet})
+	fips := make([]string, n)
+	for i := range fips {
+		fips[i] = id(tp.c.Create("floatingips", "floatingip", map[string]any{"floating_network_id": tp.extID}))
+	}
+	statuses = race(n, func(i int) int {
+		return put(tp.c, "/v2.0/floatingips/"+fips[i], map[string]any{"floatingip": map[string]any{"port_id": id(vm)}}).Status
+	})
+	if statuses[200] != 1 || statuses[409] != n-1 {
+		t.Fatalf("associations at once: %v", statuses)
+	}
+	if l := tp.c.Do("GET", "/v2.0/floatingips?port_id="+id(vm), nil).Items("floatingips"); len(l) != 1 {
+		t.Fatalf("associated floating IPs: %v", l)
+	}
+}
+
+// race runs fn for 0..n-1 at once and counts the statuses.
+func race(n int, fn func(i int) int) map[int]int {
+	out := make(chan int, n)
+	start := make(chan struct{})
+	for i := range n {
+		go func() {
+			<-start
+			out <- fn(i)
+		}()
+	}
+	close(start)
+	counts := map[int]int{}
+	for range n {
+		counts[<-out]++
+	}
+	return counts
+}
