@@ -218,7 +218,11 @@ func (c *CLI) Run(args ...string) *Result {
 	cmd.Env = c.env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
 	err := cmd.Run()
+	if d := time.Since(start); d > 10*time.Second {
+		c.t.Logf("slow: openstack %s took %v", strings.Join(args, " "), d.Round(time.Millisecond))
+	}
 	r := &Result{Args: args, Stdout: stdout.String(), Stderr: stderr.String()}
 	var exitErr *exec.ExitError
 	switch {

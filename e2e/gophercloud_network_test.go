@@ -31,16 +31,18 @@ func networkClient(n *Neutrino, project string) *gophercloud.ServiceClient {
 }
 
 // wantStatus fails the test unless err is gophercloud's
-// ErrUnexpectedResponseCode with the given status and its body names the
-// Neutron error type.
-func wantStatus(t *testing.T, err error, status int, errType string) {
+// ErrUnexpectedResponseCode with the given status and its body names one of
+// the Neutron error types.
+func wantStatus(t *testing.T, err error, status int, errTypes ...string) {
 	t.Helper()
 	var code gophercloud.ErrUnexpectedResponseCode
 	if !errors.As(err, &code) {
-		t.Fatalf("want ErrUnexpectedResponseCode %d (%s), got %T: %v", status, errType, err, err)
+		t.Fatalf("want ErrUnexpectedResponseCode %d %v, got %T: %v", status, errTypes, err, err)
 	}
-	if code.Actual != status || !strings.Contains(string(code.Body), `"type":"`+errType+`"`) {
-		t.Fatalf("want %d %s, got %d: %s", status, errType, code.Actual, code.Body)
+	if code.Actual != status || !slices.ContainsFunc(errTypes, func(typ string) bool {
+		return strings.Contains(string(code.Body), `"type":"`+typ+`"`)
+	}) {
+		t.Fatalf("want %d %v, got %d: %s", status, errTypes, code.Actual, code.Body)
 	}
 }
 

@@ -65,6 +65,22 @@ func inPrefix(addr, cidr string) bool {
 	return err == nil && p.Contains(a)
 }
 
+// inPool reports whether the address ip lies in [start, end].
+func inPool(ip, start, end string) bool {
+	a, errA := netip.ParseAddr(ip)
+	s, errS := netip.ParseAddr(start)
+	e, errE := netip.ParseAddr(end)
+	return errA == nil && errS == nil && errE == nil && a.Compare(s) >= 0 && a.Compare(e) <= 0
+}
+
+// firstOf returns the first element of a JSON list, or nil.
+func firstOf(l []any) any {
+	if len(l) == 0 {
+		return nil
+	}
+	return l[0]
+}
+
 // fixedIPs returns the ip_address of each entry of a fixed_ips list.
 func fixedIPs(v any) []string {
 	l, _ := v.([]any)
