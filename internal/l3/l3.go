@@ -1,10 +1,11 @@
 // Package l3 owns routers and floating IPs as the API and the store see
-// them (router, extraroute and ext-gw-mode extensions): a router's external
-// gateway and its gateway port, its interfaces (router_interface ports
-// added by subnet or by port), its extra routes, floating IPs with their
-// floating port and their association to a fixed port through a router,
-// and the guards that keep the ports API from deleting or repurposing the
-// ports routers and floating IPs own. The dataplane is not here.
+// them (router, extraroute, extraroute-atomic and ext-gw-mode extensions):
+// a router's external gateway and its gateway port, its interfaces
+// (router_interface ports added by subnet or by port), its extra routes,
+// floating IPs with their floating port and their association to a fixed
+// port through a router, and the guards that keep the ports API from
+// deleting or repurposing the ports routers and floating IPs own. The
+// dataplane is not here.
 package l3
 
 import (
@@ -69,6 +70,8 @@ func Register(svc *service.Service, access NetworkAccess) *Plugin {
 		Actions: map[string]service.Action{
 			"add_router_interface":    p.addInterface,
 			"remove_router_interface": p.removeInterface,
+			"add_extraroutes":         p.addExtraRoutes,
+			"remove_extraroutes":      p.removeExtraRoutes,
 		},
 	})
 	svc.SetHooks("floatingips", &service.Hooks{

@@ -294,9 +294,9 @@ func testExtraRoutes(t *testing.T, srv *apitest.Server) {
 		many = append(many, route(fmt.Sprintf("192.168.%d.0/24", i), "10.0.0.5"))
 	}
 	expect(t, setRoutes(tp.c, tp.rtrID, many...), 409, "OverQuota")
-	got := tp.c.Must(200, "GET", "/v2.0/routers/"+tp.rtrID, nil)["router"].(map[string]any)
-	if len(got["routes"].([]any)) != 2 {
-		t.Fatalf("refused updates changed the routes: %v", got["routes"])
+	shown := tp.c.Must(200, "GET", "/v2.0/routers/"+tp.rtrID, nil)["router"].(map[string]any)
+	if len(shown["routes"].([]any)) != 2 {
+		t.Fatalf("refused updates changed the routes: %v", shown["routes"])
 	}
 
 	// Interfaces and gateways that routes depend on stay.
@@ -304,6 +304,34 @@ func testExtraRoutes(t *testing.T, srv *apitest.Server) {
 	expect(t, put(tp.c, "/v2.0/routers/"+tp.rtrID, map[string]any{"router": map[string]any{"external_gateway_info": nil}}), 400, "InvalidRoutes")
 
 	expect(t, setRoutes(tp.c, tp.rtrID), 200, "")
+
+	// extraroute-atomic: add and remove without sending the whole list.
+	atomic := func(action string, routes ...map[string]any) *apitest.Response {
+		l := make([]any, len(routes))
+		for i, r := range routes {
+			l[i] = r
+		}
+		return put(tp.c, "/v2.0/routers/"+tp.rtrID+"/"+action, map[string]any{"router": map[string]any{"routes": l}})
+	}
+	r := atomic("add_extraroutes", route("192.168.1.0/24", "10.0.0.5"), route("192.168.2.0/24", "10.0.0.6"))
+	expect(t, r, 200, "")
+	r = atomic("add_extraroutes", route("192.168.1.0/24", "10.0.0.5"), route("192.168.3.0/24", "10.0.0.7"))
+	expect(t, r, 200, "")
+	if got := r.Item("router")["routes"].([]any); len(got) != 3 || r.Item("router")["id"] != tp.rtrID {
+		t.Fatalf("after adds: %s", r.Raw)
+	}
+	if _, ok := r.Item("router")["gw_port_id"]; ok {
+		t.Fatalf("gw_port_id shown: %s", r.Raw)
+	}
+	expect(t, atomic("add_extraroutes", route("192.168.4.0/24", "172.16.0.1")), 400, "InvalidRoutes")
+	expect(t, put(tp.c, "/v2.0/routers/"+tp.rtrID+"/add_extraroutes", map[string]any{"routes": []any{}}), 400, "")
+	r = atomic("remove_extraroutes", route("192.168.1.0/24", "10.0.0.5"), route("10.99.0.0/16", "10.0.0.9"))
+	expect(t, r, 200, "")
+	got := tp.c.Must(200, "GET", "/v2.0/routers/"+tp.rtrID, nil)["router"].(map[string]any)["routes"].([]any)
+	if len(got) != 2 || fmt.Sprint(got) != fmt.Sprint(r.Item("router")["routes"]) {
+		t.Fatalf("after remove: %v", got)
+	}
+	expect(t, atomic("remove_extraroutes", route("192.168.2.0/24", "10.0.0.6"), route("192.168.3.0/24", "10.0.0.7")), 200, "")
 	expect(t, removeInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": tp.subID}), 200, "")
 }
 

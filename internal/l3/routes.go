@@ -7,6 +7,7 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/fault"
 	"github.com/neutrino-sdn/neutrino/internal/ipam"
 	"github.com/neutrino-sdn/neutrino/internal/resource"
+	"github.com/neutrino-sdn/neutrino/internal/service"
 	"github.com/neutrino-sdn/neutrino/internal/store"
 )
 
@@ -95,4 +96,95 @@ func (p *Plugin) connected(ctx context.Context, tx *store.Tx, routerID string) (
 		}
 	}
 	return cidrs, own, nil
+}
+
+// routesKey identifies a route for the atomic add and remove.
+func routesKey(r any) [2]string {
+	m, _ := r.(map[string]any)
+	return [2]string{str(m["destination"]), str(m["nexthop"])}
+}
+
+// routesBody reads {"router": {"routes": [...]}} of add/remove_extraroutes.
+func (p *Plugin) routesBody(body map[string]any) ([]any, error) {
+	rb, _ := body["router"].(map[string]any)
+	raw, ok := rb["routes"]
+	if !ok || len(rb) != 1 || len(body) != 1 {
+		return nil, fault.BadRequest("Invalid input for routes. Reason: a body {\"router\": {\"routes\": [...]}} is required.")
+	}
+	v, err := p.routers.Attr("routes").Type.Convert(raw)
+	if err != nil {
+		return nil, fault.BadRequest("Invalid input for routes. Reason: %v.", err)
+	}
+	return v.([]any), nil
+}
+
+// addExtraRoutes adds routes to a router's routes in one step
+// (extraroute-atomic): routes it already has are kept once.
+func (p *Plugin) addExtraRoutes(ctx context.Context, tx *store.Tx, _ *service.Call, router resource.Object, body map[string]any) (any, error) {
+	add, err := p.routesBody(body)
+	if err != nil {
+		return nil, err
+	}
+	return p.editRoutes(ctx, tx, router, func(old []any) []any {
+		seen := map[[2]string]bool{}
+		out := make([]any, 0, len(old)+len(add))
+		for _, r := range append(append([]any{}, old...), add...) {
+			if k := routesKey(r); !seen[k] {
+				seen[k] = true
+				out = append(out, r)
+			}
+		}
+		return out
+	})
+}
+
+// removeExtraRoutes removes routes from a router's routes in one step;
+// routes it does not have are ignored.
+func (p *Plugin) removeExtraRoutes(ctx context.Context, tx *store.Tx, _ *service.Call, router resource.Object, body map[string]any) (any, error) {
+	remove, err := p.routesBody(body)
+	if err != nil {
+		return nil, err
+	}
+	return p.editRoutes(ctx, tx, router, func(old []any) []any {
+		gone := map[[2]string]bool{}
+		for _, r := range remove {
+			gone[routesKey(r)] = true
+		}
+		out := make([]any, 0, len(old))
+		for _, r := range old {
+			if !gone[routesKey(r)] {
+				out = append(out, r)
+			}
+		}
+		return out
+	})
+}
+
+// editRoutes applies edit to the router's routes as they are once the
+// router is held, validates and stores the result, and returns the router
+// as the API shows it.
+func (p *Plugin) editRoutes(ctx context.Context, tx *store.Tx, router resource.Object, edit func(old []any) []any) (any, error) {
+	id := str(router["id"])
+	if err := p.lockRouter(ctx, tx, id); err != nil {
+		return nil, err
+	}
+	cur, err := tx.Get(ctx, p.routers, id)
+	if err != nil {
+		return nil, err
+	}
+	old, _ := cur["routes"].([]any)
+	cur["routes"] = edit(old)
+	if err := p.validateRoutes(ctx, tx, cur); err != nil {
+		return nil, err
+	}
+	if _, err := p.svc.UpdateInTx(ctx, tx, p.routers, cur); err != nil {
+		return nil, err
+	}
+	shown := resource.Clone(cur)
+	for _, a := range p.routers.Attrs {
+		if a.Hidden {
+			delete(shown, a.Name)
+		}
+	}
+	return map[string]any{"router": shown}, nil
 }

@@ -23,6 +23,7 @@ func Extensions() []Extension {
 		ext("external-net", "Neutron external network", "Adds external network attribute to network resource."),
 		ext("extra_dhcp_opt", "Neutron Extra DHCP options", "Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, bootfile-name)"),
 		ext("extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"),
+		ext("extraroute-atomic", "Atomically add/remove extra routes", "Edit extra routes of a router on server side by atomically adding/removing extra routes"),
 		ext("filter-validation", "Filter parameters validation", "Provides validation on filter parameters."),
 		ext("net-mtu", "Network MTU", "Provides MTU attribute for a network resource."),
 		ext("net-mtu-writable", "Network MTU (writable)", "Provides a writable MTU attribute for a network resource."),
