@@ -294,9 +294,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, c *service.Call) e
 	if items == nil {
 		items = []resource.Object{}
 	}
-	body := map[string]any{res.Plural: items}
+	body := map[string]any{res.Key(): items}
 	if links := pageLinks(r, q, page); len(links) > 0 {
-		body[res.Plural+"_links"] = links
+		body[res.Key()+"_links"] = links
 	}
 	writeJSON(w, http.StatusOK, body)
 	return nil
@@ -381,8 +381,8 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, c *service.Call)
 			return fault.BadRequest("Malformed request body: '%s' must be an object", res.Singular)
 		}
 		items = []map[string]any{m}
-	case body[res.Plural] != nil:
-		l, ok := body[res.Plural].([]any)
+	case body[res.Key()] != nil:
+		l, ok := body[res.Key()].([]any)
 		if !ok || len(l) == 0 {
 			return fault.BadRequest("Resources required")
 		}
@@ -390,7 +390,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, c *service.Call)
 		for _, e := range l {
 			m, ok := e.(map[string]any)
 			if !ok {
-				return fault.BadRequest("Malformed request body: items of '%s' must be objects", res.Plural)
+				return fault.BadRequest("Malformed request body: items of '%s' must be objects", res.Key())
 			}
 			// Bulk items may be wrapped ({"network": {...}}) or bare.
 			if inner, ok := m[res.Singular].(map[string]any); ok && len(m) == 1 {
@@ -406,7 +406,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, c *service.Call)
 		return err
 	}
 	if bulk {
-		writeJSON(w, http.StatusCreated, map[string]any{res.Plural: out})
+		writeJSON(w, http.StatusCreated, map[string]any{res.Key(): out})
 	} else {
 		writeJSON(w, http.StatusCreated, map[string]any{res.Singular: out[0]})
 	}

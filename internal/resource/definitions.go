@@ -175,7 +175,7 @@ func FloatingIP() *Resource {
 func SecurityGroup() *Resource {
 	return &Resource{
 		Singular: "security_group", Plural: "security-groups", Table: "security_groups",
-		NotFoundType: "SecurityGroupNotFound", Display: "Security group", Standard: true,
+		NotFoundType: "SecurityGroupNotFound", Display: "Security group", NotFoundFormat: "Security group %s does not exist", Standard: true,
 		Attrs: []*Attr{
 			name(),
 			{Name: "security_group_rules", Type: ListType{Of: AnyType{}}, Default: []any{}, NoSort: true, NoFilter: true},
@@ -188,7 +188,7 @@ func SecurityGroup() *Resource {
 func SecurityGroupRule() *Resource {
 	return &Resource{
 		Singular: "security_group_rule", Plural: "security-group-rules", Table: "security_group_rules",
-		NotFoundType: "SecurityGroupRuleNotFound", Display: "Security group rule", Standard: true,
+		NotFoundType: "SecurityGroupRuleNotFound", Display: "Security group rule", NotFoundFormat: "Security group rule %s does not exist", Standard: true,
 		Attrs: []*Attr{
 			{Name: "security_group_id", Type: UUIDType{}, Post: true, Required: true, Column: true},
 			{Name: "remote_group_id", Type: optUUID, Post: true, Column: true},

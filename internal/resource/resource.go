@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // Object is one resource instance as the API sees it: attribute name → value.
@@ -42,6 +43,10 @@ type Attr struct {
 	Extension string
 }
 
+// Key is the JSON key of the collection in list and bulk bodies: the
+// plural with underscores where the URL has hyphens ("security_groups").
+func (r *Resource) Key() string { return strings.ReplaceAll(r.Plural, "-", "_") }
+
 // Resource describes one API collection.
 type Resource struct {
 	Singular string // JSON body key for one item, e.g. "security_group"
@@ -52,6 +57,10 @@ type Resource struct {
 	NotFoundType string
 	// Display is the human name used in messages, e.g. "Security group".
 	Display string
+	// NotFoundFormat, if set, is Neutron's 404 message with one %s for the
+	// id, for resources whose wording differs from "<Display> <id> could
+	// not be found.".
+	NotFoundFormat string
 	// Standard resources carry description, tags, revision_number and
 	// timestamps, and project_id/tenant_id.
 	Standard bool

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/neutrino-sdn/neutrino/internal/api"
 	"github.com/neutrino-sdn/neutrino/internal/fault"
 	"github.com/neutrino-sdn/neutrino/internal/policy"
 	"github.com/neutrino-sdn/neutrino/internal/resource"
@@ -37,9 +36,9 @@ type Plugin struct {
 }
 
 // Register installs the hooks of security groups, their rules and the
-// port-to-group bindings, and the list and show routes that first make the
-// caller's default group.
-func Register(svc *service.Service, a *api.Server) *Plugin {
+// port-to-group bindings; reads of groups and rules first make the
+// caller's default group, as Neutron does.
+func Register(svc *service.Service) *Plugin {
 	p := New(svc)
 	svc.SetHooks("security-groups", &service.Hooks{
 		PreCreate:  p.groupPreCreate,
@@ -47,6 +46,7 @@ func Register(svc *service.Service, a *api.Server) *Plugin {
 		PreUpdate:  p.groupPreUpdate,
 		PreDelete:  p.groupPreDelete,
 		Show:       p.groupShow,
+		BeforeRead: p.beforeRead,
 	})
 	svc.SetHooks("security-group-rules", &service.Hooks{
 		Facts:      p.ruleFacts,
@@ -54,14 +54,12 @@ func Register(svc *service.Service, a *api.Server) *Plugin {
 		PostCreate: p.rulePostCreate,
 		PreUpdate:  p.rulePreUpdate,
 		PostDelete: p.rulePostDelete,
+		BeforeRead: p.beforeRead,
 	})
 	svc.SetHooks("ports", &service.Hooks{
 		PostCreate: p.portPostCreate,
 		PostUpdate: p.portPostUpdate,
 	})
-	a.Handle("GET /security-groups", p.list(p.groups))
-	a.Handle("GET /security-groups/{id}", p.show)
-	a.Handle("GET /security-group-rules", p.list(p.rules))
 	return p
 }
 

@@ -23,7 +23,7 @@ func registerPlugins(svc *service.Service, a *api.Server, cfg config.Config) err
 	pools := subnetpool.Register(svc)
 	agentapi.Register(svc, agentapi.DefaultDownTime)
 	ipavailability.Register(svc, a)
-	groups := secgroup.Register(svc, a)
+	groups := secgroup.Register(svc)
 	ports, err := port.Register(svc, port.Options{BaseMAC: cfg.BaseMAC,
 		DefaultSecurityGroup: groups.DefaultGroup, CheckSecurityGroups: groups.CheckGroups})
 	if err != nil {

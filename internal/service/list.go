@@ -119,6 +119,9 @@ func ParseQuery(r *resource.Resource, v url.Values) (*Query, error) {
 
 // List returns the items the caller may see that match q.
 func (s *Service) List(ctx context.Context, c *Call, r *resource.Resource, q *Query) (*Page, error) {
+	if err := s.beforeRead(ctx, c, r, q); err != nil {
+		return nil, err
+	}
 	var page *Page
 	err := s.db.View(ctx, func(tx *store.Tx) error {
 		var err error

@@ -154,6 +154,11 @@ func (s *Service) SetQuota(ctx context.Context, c *Call, project string, body ma
 	}
 	set := map[string]int64{}
 	for k, v := range body {
+		if k == "force" {
+			// Neutron's quota-check-limit flag; limits are never checked
+			// against usage here, so forcing changes nothing.
+			continue
+		}
 		if _, ok := quotaResources[k]; !ok {
 			return nil, fault.BadRequest("Unrecognized attribute(s) '%s'", k)
 		}

@@ -60,6 +60,10 @@ type Hooks struct {
 	Show func(ctx context.Context, tx *store.Tx, c *Call, obj resource.Object) error
 	// Actions are PUT /<plural>/<id>/<action> member actions.
 	Actions map[string]Action
+	// BeforeRead runs before a list (q set) or show (q nil), outside the
+	// read transaction, for reads that must first create something (the
+	// project's default security group). It commits on its own.
+	BeforeRead func(ctx context.Context, c *Call, q *Query) error
 }
 
 // Action is a member action; it returns the response body.
@@ -172,9 +176,23 @@ func (s *Service) visible(ctx context.Context, tx *store.Tx, c *Call, r *resourc
 	return policy.Allowed(policy.For(r.Plural).Get, c.ID, f, false), nil
 }
 
-// NotFound is the 404 for a resource id.
+// NotFound is the 404 for a resource id, in the resource's own wording.
 func NotFound(r *resource.Resource, id string) *fault.Error {
+	if r.NotFoundFormat != "" {
+		return fault.NotFound(r.NotFoundType, r.NotFoundFormat, id)
+	}
 	return fault.NotFound(r.NotFoundType, "%s %s could not be found.", r.Display, id)
+}
+
+func (s *Service) beforeRead(ctx context.Context, c *Call, r *resource.Resource, q *Query) error {
+	for _, h := range s.hooks[r.Plural] {
+		if h.BeforeRead != nil {
+			if err := h.BeforeRead(ctx, c, q); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Load gets an object the caller may see, else the resource's 404.
@@ -397,6 +415,9 @@ func (s *Service) resolveProject(c *Call, obj resource.Object, given map[string]
 
 // Show returns one item as the caller may see it.
 func (s *Service) Show(ctx context.Context, c *Call, r *resource.Resource, id string) (resource.Object, error) {
+	if err := s.beforeRead(ctx, c, r, nil); err != nil {
+		return nil, err
+	}
 	var obj resource.Object
 	err := s.db.View(ctx, func(tx *store.Tx) error {
 		var err error
