@@ -25,6 +25,7 @@ import (
 type Server struct {
 	URL string // http://127.0.0.1:PORT
 	Srv *server.Server
+	hc  *http.Client
 }
 
 // Option adjusts the configuration before the server starts.
@@ -65,13 +66,18 @@ func Start(t testing.TB, opts ...Option) *Server {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.ServeListener(ctx, ln, nil) }()
+	// Each server has its own transport, closed before shutdown: a
+	// connection a client opened but never used would otherwise hold up
+	// graceful shutdown for seconds.
+	hc := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	t.Cleanup(func() {
+		hc.CloseIdleConnections()
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("apitest: server stopped with error: %v", err)
 		}
 	})
-	return &Server{URL: "http://" + ln.Addr().String(), Srv: srv}
+	return &Server{URL: "http://" + ln.Addr().String(), Srv: srv, hc: hc}
 }
 
 type testWriter struct{ t testing.TB }
@@ -91,16 +97,19 @@ type Client struct {
 	Token string
 	// Header holds extra headers for every request.
 	Header http.Header
+	hc     *http.Client
 }
 
 // Client returns a client acting in project.
 func (s *Server) Client(t testing.TB, project string) *Client {
-	return &Client{t: t, base: s.URL, Project: project, Header: http.Header{}}
+	return &Client{t: t, base: s.URL, Project: project, Header: http.Header{}, hc: s.hc}
 }
 
 // NewClient returns a client for any base URL.
 func NewClient(t testing.TB, baseURL, project string) *Client {
-	return &Client{t: t, base: baseURL, Project: project, Header: http.Header{}}
+	hc := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	t.Cleanup(hc.CloseIdleConnections)
+	return &Client{t: t, base: baseURL, Project: project, Header: http.Header{}, hc: hc}
 }
 
 // Response is a decoded API response.
@@ -143,7 +152,7 @@ func (c *Client) Do(method, path string, body any) *Response {
 	for k, v := range c.Header {
 		req.Header[k] = v
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.hc.Do(req)
 	if err != nil {
 		c.t.Fatalf("apitest: %s %s: %v", method, path, err)
 	}

@@ -43,6 +43,7 @@ func Extensions() []Extension {
 		ext("standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources."),
 		ext("standard-attr-tag", "Tag support for resources with standard attribute: subnet, trunk, network_segment_range, router, network, policy, subnetpool, port, security_group, floatingip", "Enables to set tag on resources with standard attribute."),
 		ext("standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes."),
+		ext("subnetpool-prefix-ops", "Subnet Pool Prefix Operations", "Provides support for adjusting the prefix list of subnet pools"),
 		ext("subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a subnet pool"),
 	}
 }
