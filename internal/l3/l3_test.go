@@ -411,9 +411,30 @@ func testFloatingIPs(t *testing.T, srv *apitest.Server) {
 		t.Fatalf("chosen address: %v", f1)
 	}
 	expect(t, tp.c.Do("POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": tp.extID, "floating_ip_address": "203.0.113.77"}}), 409, "")
+	// From a chosen subnet.
+	f2 := tp.c.Create("floatingips", "floatingip", map[string]any{"floating_network_id": tp.extID, "subnet_id": id(tp.extSub)})
+	if fp := ports(tp.admin, "device_id="+id(f2)); len(fp) != 1 || fixedIPs(fp[0])[0]["subnet_id"] != id(tp.extSub) {
+		t.Fatalf("floating IP from a subnet: %v", fp)
+	}
+	// A port with two IPv4 addresses needs fixed_ip_address.
+	two := tp.c.Create("ports", "port", map[string]any{"network_id": id(tp.net), "fixed_ips": []any{
+		map[string]any{"subnet_id": tp.subID}, map[string]any{"subnet_id": tp.subID}}})
+	expect(t, put(tp.c, "/v2.0/floatingips/"+id(f2), map[string]any{"floatingip": map[string]any{"port_id": id(two)}}), 400, "BadRequest")
+	second := apitest.S(fixedIPs(two)[1]["ip_address"])
+	up = put(tp.c, "/v2.0/floatingips/"+id(f2), map[string]any{"floatingip": map[string]any{"port_id": id(two), "fixed_ip_address": second}})
+	expect(t, up, 200, "")
+	if up.Item("floatingip")["fixed_ip_address"] != second {
+		t.Fatalf("chosen fixed IP: %s", up.Raw)
+	}
+	// The fixed IP a floating IP uses stays on the port.
+	expect(t, put(tp.c, "/v2.0/ports/"+id(two), map[string]any{"port": map[string]any{"fixed_ips": []any{
+		map[string]any{"subnet_id": tp.subID, "ip_address": fixedIPs(two)[0]["ip_address"]}}}}), 400, "BadRequest")
 	// fixed_ip_address needs a port.
 	expect(t, tp.c.Do("POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": tp.extID, "fixed_ip_address": "10.0.0.3"}}), 400, "BadRequest")
-	if n := len(ports(tp.admin, "device_owner=network:floatingip")); n != 1 {
+	// Quotas apply, and a refused floating IP leaves no floating port.
+	tp.admin.Must(200, "PUT", "/v2.0/quotas/p1", map[string]any{"quota": map[string]any{"floatingip": 2}})
+	expect(t, tp.c.Do("POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": tp.extID}}), 409, "OverQuota")
+	if n := len(ports(tp.admin, "device_owner=network:floatingip")); n != 2 {
 		t.Fatalf("refused floating IPs left %d floating ports", n)
 	}
 }

@@ -170,10 +170,16 @@ func sameFixedIPs(a any, b []any) bool {
 	return true
 }
 
-// networkPreDelete deletes the floating IPs of an external network that
-// are not associated with a port, as Neutron lets such a network go.
 func (p *Plugin) networkPreDelete(ctx context.Context, tx *store.Tx, _ *service.Call, net resource.Object) error {
-	fips, err := tx.List(ctx, p.fips, store.Where{"floating_network_id": {net["id"]}, "port_id": {nil}})
+	return p.DeleteDisassociatedFloatingIPs(ctx, tx, str(net["id"]))
+}
+
+// DeleteDisassociatedFloatingIPs deletes the floating IPs of an external
+// network that are not associated with a port, with their floating ports:
+// Neutron lets such a network be deleted. The network's own delete check
+// must run it before it counts the network's ports.
+func (p *Plugin) DeleteDisassociatedFloatingIPs(ctx context.Context, tx *store.Tx, netID string) error {
+	fips, err := tx.List(ctx, p.fips, store.Where{"floating_network_id": {netID}, "port_id": {nil}})
 	if err != nil {
 		return err
 	}
