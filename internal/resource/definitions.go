@@ -17,7 +17,7 @@ var (
 	}
 	status    = func() *Attr { return &Attr{Name: "status", Type: StringType{}} }
 	optUUID   = Nullable{Of: UUIDType{}}
-	ipList    = ListType{Of: IPType{}, Unique: true}
+	ipList    = ListType{Of: IPType{}} // the subnet plugin reports duplicates as Neutron does
 	routeList = ListType{Of: DictType{
 		Fields:   map[string]Type{"destination": CIDRType{}, "nexthop": IPType{}},
 		Required: []string{"destination", "nexthop"},

@@ -112,6 +112,7 @@ func TestValidation(t *testing.T) {
 			map[string]any{"start": "10.1.0.10", "end": "10.1.0.20"}, map[string]any{"start": "10.1.0.15", "end": "10.1.0.30"}}}, 409, "OverlappingAllocationPools"},
 		{"gateway in pool", map[string]any{"cidr": "10.1.0.0/24", "allocation_pools": []any{map[string]any{"start": "10.1.0.1", "end": "10.1.0.20"}}}, 409, "GatewayConflictWithAllocationPools"},
 		{"too many dns", map[string]any{"cidr": "10.1.0.0/24", "dns_nameservers": many(6, func(i int) any { return fmt.Sprintf("8.8.8.%d", i) })}, 400, "DNSNameServersExhausted"},
+		{"dns duplicate", map[string]any{"cidr": "10.1.0.0/24", "dns_nameservers": []any{"1.1.1.1", "1.1.1.1"}}, 400, "HTTPBadRequest"},
 		{"dns version", map[string]any{"cidr": "10.1.0.0/24", "dns_nameservers": []any{"2001:db8::53"}}, 400, "InvalidInput"},
 		{"too many routes", map[string]any{"cidr": "10.1.0.0/24", "host_routes": many(21, func(i int) any {
 			return map[string]any{"destination": fmt.Sprintf("192.168.%d.0/24", i), "nexthop": "10.1.0.254"}
