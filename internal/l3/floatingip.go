@@ -14,7 +14,15 @@ import (
 // up, Neutron reports DOWN.
 const fipStatus = "DOWN"
 
-func (p *Plugin) fipPreCreate(ctx context.Context, tx *store.Tx, c *service.Call, fip resource.Object, _ map[string]bool) error {
+// roleManager is the project manager role: besides admins, only managers
+// may choose a floating IP's address (Neutron's
+// create_floatingip:floating_ip_address rule).
+const roleManager = "manager"
+
+func (p *Plugin) fipPreCreate(ctx context.Context, tx *store.Tx, c *service.Call, fip resource.Object, given map[string]bool) error {
+	if given["floating_ip_address"] && !c.IsAdmin() && !c.ID.HasRole(roleManager) {
+		return fault.PolicyNotAuthorized("create_floatingip:floating_ip_address")
+	}
 	netID := str(fip["floating_network_id"])
 	_, external, err := p.externalNetwork(ctx, tx, c, netID, str(fip["project_id"]))
 	if err != nil {

@@ -124,6 +124,15 @@ func testRouterGateway(t *testing.T, srv *apitest.Server) {
 		t.Fatalf("gateway port after IP change: %v", p)
 	}
 
+	// An admin may readdress the gateway port itself; the router follows.
+	gwPort := ports(tp.admin, "device_id="+tp.rtrID)[0]
+	expect(t, put(tp.admin, "/v2.0/ports/"+id(gwPort), map[string]any{"port": map[string]any{"fixed_ips": []any{
+		map[string]any{"subnet_id": id(tp.extSub), "ip_address": "203.0.113.60"}}}}), 200, "")
+	shown := tp.c.Must(200, "GET", "/v2.0/routers/"+tp.rtrID, nil)["router"].(map[string]any)
+	if e := shown["external_gateway_info"].(map[string]any)["external_fixed_ips"].([]any); len(e) != 1 || e[0].(map[string]any)["ip_address"] != "203.0.113.60" {
+		t.Fatalf("gateway after port update: %v", shown["external_gateway_info"])
+	}
+
 	// The subnet's own gateway cannot be the router's external address.
 	bad := put(tp.admin, "/v2.0/routers/"+tp.rtrID, map[string]any{"router": map[string]any{
 		"external_gateway_info": map[string]any{"network_id": tp.extID, "external_fixed_ips": []any{

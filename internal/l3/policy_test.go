@@ -89,6 +89,9 @@ func testMemberPolicy(t *testing.T, srv *apitest.Server) {
 		t.Fatalf("member sees the floating port: %v", l)
 	}
 
+	// Choosing the address is for admins and project managers.
+	expect(t, m1.Do("POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": tp.extID, "floating_ip_address": "203.0.113.99"}}), 403, "PolicyNotAuthorized")
+
 	// A port p1 may not undo an admin's floating IP on by deleting it.
 	vm2 := m1.Create("ports", "port", map[string]any{"network_id": id(tp.net)})
 	tp.admin.Create("floatingips", "floatingip", map[string]any{"floating_network_id": tp.extID, "port_id": id(vm2)})
