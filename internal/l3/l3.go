@@ -16,7 +16,6 @@ import (
 	"slices"
 
 	"github.com/neutrino-sdn/neutrino/internal/fault"
-	"github.com/neutrino-sdn/neutrino/internal/ipam"
 	"github.com/neutrino-sdn/neutrino/internal/resource"
 	"github.com/neutrino-sdn/neutrino/internal/service"
 	"github.com/neutrino-sdn/neutrino/internal/store"
@@ -131,18 +130,6 @@ func (p *Plugin) createPort(ctx context.Context, tx *store.Tx, project string, b
 // badRequest is Neutron's BadRequest for a resource ("Bad router request: …").
 func badRequest(res, format string, args ...any) *fault.Error {
 	return fault.New(400, "BadRequest", "Bad %s request: %s.", res, fmt.Sprintf(format, args...))
-}
-
-// ipamError turns an ipam validation error into the API error.
-func ipamError(attr string, err error) error {
-	var ie *ipam.Error
-	if !errors.As(err, &ie) {
-		return err
-	}
-	if ie.Type == ipam.TypeBadRequest {
-		return fault.BadRequest("Invalid input for %s. Reason: %s.", attr, ie.Message)
-	}
-	return fault.New(ie.HTTPStatus(), ie.Type, "%s", ie.Message)
 }
 
 // fixedIP is one entry of a port's fixed_ips.

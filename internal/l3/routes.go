@@ -26,7 +26,7 @@ func (p *Plugin) validateRoutes(ctx context.Context, tx *store.Tx, router resour
 		m, _ := r.(map[string]any)
 		hr, err := ipam.ParseHostRoute(str(m["destination"]), str(m["nexthop"]))
 		if err != nil {
-			return ipamError("routes", err)
+			return ipam.Fault("routes", err)
 		}
 		v := ipam.IPVersion(hr.Destination.Addr())
 		byVersion[v] = append(byVersion[v], hr)
@@ -34,7 +34,7 @@ func (p *Plugin) validateRoutes(ctx context.Context, tx *store.Tx, router resour
 	}
 	for v, group := range byVersion {
 		if err := ipam.ValidateHostRoutes(group, v, -1, ""); err != nil {
-			return ipamError("routes", err)
+			return ipam.Fault("routes", err)
 		}
 	}
 	cidrs, own, err := p.connected(ctx, tx, str(router["id"]))
@@ -108,7 +108,7 @@ func routesKey(r any) [2]string {
 func (p *Plugin) routesBody(body map[string]any) ([]any, error) {
 	rb, _ := body["router"].(map[string]any)
 	raw, ok := rb["routes"]
-	if !ok || len(rb) != 1 || len(body) != 1 {
+	if !ok {
 		return nil, fault.BadRequest("Invalid input for routes. Reason: a body {\"router\": {\"routes\": [...]}} is required.")
 	}
 	v, err := p.routers.Attr("routes").Type.Convert(raw)
