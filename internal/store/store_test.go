@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -62,7 +63,7 @@ func eachBackend(t *testing.T, test func(t *testing.T, db *DB)) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := context.Background()
-			db, err := Open(ctx, b.url(t), nil)
+			db, err := Open(ctx, b.url(t), slog.New(slog.DiscardHandler))
 			if err != nil {
 				t.Fatal(err)
 			}
