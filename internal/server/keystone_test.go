@@ -369,3 +369,25 @@ func TestKeystoneUnavailableIs503(t *testing.T) {
 		}
 	}
 }
+
+func TestKeystoneQuotas(t *testing.T) {
+	c := newCloud(t)
+	own := c.alice.Must(http.StatusOK, "GET", "/v2.0/quotas/"+c.projA, nil)["quota"].(map[string]any)
+	if own["network"] == nil {
+		t.Fatalf("alice's own quota: %v", own)
+	}
+	wantError(t, c.alice.Do("GET", "/v2.0/quotas/"+c.projB, nil), http.StatusForbidden, "PolicyNotAuthorized")
+	wantError(t, c.alice.Do("GET", "/v2.0/quotas", nil), http.StatusForbidden, "PolicyNotAuthorized")
+	wantError(t, c.alice.Do("PUT", "/v2.0/quotas/"+c.projA, map[string]any{"quota": map[string]any{"network": 1000}}), http.StatusForbidden, "PolicyNotAuthorized")
+	wantError(t, c.alice.Do("DELETE", "/v2.0/quotas/"+c.projA, nil), http.StatusForbidden, "PolicyNotAuthorized")
+	// The admin sets project b's quota, and bob is held to it.
+	c.admin.Must(http.StatusOK, "PUT", "/v2.0/quotas/"+c.projB, map[string]any{"quota": map[string]any{"network": 1}})
+	c.bob.Create("networks", "network", map[string]any{"name": "only-one"})
+	wantError(t, c.bob.Do("POST", "/v2.0/networks", netBody(map[string]any{"name": "two"})), http.StatusConflict, "OverQuota")
+	if got := c.bob.Must(http.StatusOK, "GET", "/v2.0/quotas/"+c.projB, nil)["quota"].(map[string]any); apitest.S(got["network"]) != "1" {
+		t.Fatalf("bob's quota: %v", got)
+	}
+	// Alice's quota is untouched.
+	c.alice.Create("networks", "network", map[string]any{"name": "one"})
+	c.alice.Create("networks", "network", map[string]any{"name": "two"})
+}
