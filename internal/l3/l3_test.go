@@ -537,3 +537,45 @@ func race(n int, fn func(i int) int) map[int]int {
 	}
 	return counts
 }
+
+// TestIPv6Prefixes: IPv6 subnets of one network share one router port,
+// whose prefixes come and go one at a time.
+func TestIPv6Prefixes(t *testing.T) { backends(t, testIPv6Prefixes) }
+
+func testIPv6Prefixes(t *testing.T, srv *apitest.Server) {
+	tp := setup(t, srv)
+	gateways := map[string]any{}
+	v6 := func(cidr, mode string) string {
+		s := tp.c.Create("subnets", "subnet", map[string]any{"network_id": id(tp.net), "ip_version": 6, "cidr": cidr,
+			"ipv6_ra_mode": mode, "ipv6_address_mode": mode})
+		gateways[id(s)] = s["gateway_ip"]
+		return id(s)
+	}
+	a, b := v6("2001:db8:1::/64", "slaac"), v6("2001:db8:2::/64", "dhcpv6-stateful")
+	first := addInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": a})
+	expect(t, first, 200, "")
+	second := addInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": b})
+	expect(t, second, 200, "")
+	intf := ports(tp.c, "device_owner=network:router_interface&device_id="+tp.rtrID)
+	if len(intf) != 1 || len(fixedIPs(intf[0])) != 2 || second.Body["port_id"] != intf[0]["id"] {
+		t.Fatalf("one port for both prefixes: %v %s", intf, second.Raw)
+	}
+	for _, ip := range fixedIPs(intf[0]) {
+		if want := gateways[apitest.S(ip["subnet_id"])]; want == nil || ip["ip_address"] != want {
+			t.Fatalf("prefix addresses: %v", intf[0]["fixed_ips"])
+		}
+	}
+	// An IPv4 subnet of the same network gets a port of its own.
+	expect(t, addInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": tp.subID}), 200, "")
+
+	expect(t, removeInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": a}), 200, "")
+	intf = ports(tp.c, "device_owner=network:router_interface&device_id="+tp.rtrID+"&fixed_ips=subnet_id%3D"+b)
+	if len(intf) != 1 || len(fixedIPs(intf[0])) != 1 || fixedIPs(intf[0])[0]["subnet_id"] != b {
+		t.Fatalf("after removing one prefix: %v", intf)
+	}
+	expect(t, removeInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": b}), 200, "")
+	expect(t, removeInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": tp.subID}), 200, "")
+	if l := ports(tp.c, "device_owner=network:router_interface&device_id="+tp.rtrID); len(l) != 0 {
+		t.Fatalf("interfaces left: %v", l)
+	}
+}
