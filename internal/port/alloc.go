@@ -8,6 +8,7 @@ import (
 	"iter"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/netip"
 	"slices"
 
@@ -267,7 +268,8 @@ func (p *Plugin) explicitRequests(ctx context.Context, tx *store.Tx, port resour
 			if s.AutoAddress() && !IsRouterInterface(owner) {
 				mac, _ := port["mac_address"].(string)
 				if eui, err := eui64(s, mac); err != nil || eui != w.ip {
-					return nil, fault.InvalidInput("IPv6 address %s cannot be directly assigned to a port on subnet %s as the subnet is configured for automatic addresses.", w.ip, s.ID)
+					return nil, fault.New(http.StatusBadRequest, "AllocationOnAutoAddressSubnet",
+						"IPv6 address %s cannot be directly assigned to a port on subnet %s as the subnet is configured for automatic addresses", w.ip, s.ID)
 				}
 			}
 			out = append(out, request{subnets: []*Subnet{s}, ip: w.ip, explicit: true})
@@ -294,7 +296,7 @@ func (p *Plugin) subnetForFixedIP(ctx context.Context, tx *store.Tx, netID, owne
 		}
 		s := subnets[i]
 		if w.hasIP && !ipam.ValidIPForSubnet(s.CIDR, w.ip, owner) {
-			return nil, fault.New(400, "InvalidIpForSubnet", "IP address %s is not a valid IP for the specified subnet.", w.ip)
+			return nil, fault.New(http.StatusBadRequest, "InvalidIpForSubnet", "IP address %s is not a valid IP for the specified subnet.", w.ip)
 		}
 		return s, nil
 	}
@@ -306,7 +308,7 @@ func (p *Plugin) subnetForFixedIP(ctx context.Context, tx *store.Tx, netID, owne
 			return s, nil
 		}
 	}
-	return nil, fault.New(400, "InvalidIpForNetwork", "IP address %s is not a valid IP for any of the subnets on the specified network.", w.ip)
+	return nil, fault.New(http.StatusBadRequest, "InvalidIpForNetwork", "IP address %s is not a valid IP for any of the subnets on the specified network.", w.ip)
 }
 
 func eui64(s *Subnet, mac string) (netip.Addr, error) {

@@ -170,11 +170,15 @@ func (p *Plugin) loadNetwork(ctx context.Context, tx *store.Tx, c *service.Call,
 	if err != nil {
 		return nil, policy.Facts{}, err
 	}
+	if c.IsAdmin() {
+		owner, _ := net["project_id"].(string)
+		return net, policy.Facts{NetworkOwner: owner}, nil
+	}
 	f, err := network.Facts(ctx, tx, c, net)
 	if err != nil {
 		return nil, f, err
 	}
-	if !c.IsAdmin() && f.NetworkOwner != c.Project && !f.Shared && !f.External {
+	if f.NetworkOwner != c.Project && !f.Shared && !f.External {
 		return nil, f, service.NotFound(p.nets, netID)
 	}
 	return net, f, nil

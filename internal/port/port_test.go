@@ -193,7 +193,7 @@ func TestIPv6Addresses(t *testing.T) {
 	}
 
 	// Any other address on an auto-address subnet is refused.
-	wantError(t, f.port(t, map[string]any{"fixed_ips": []any{map[string]any{"subnet_id": slaac["id"], "ip_address": "2001:db8:1::5"}}}), 400, "InvalidInput")
+	wantError(t, f.port(t, map[string]any{"fixed_ips": []any{map[string]any{"subnet_id": slaac["id"], "ip_address": "2001:db8:1::5"}}}), 400, "AllocationOnAutoAddressSubnet")
 
 	// A new MAC moves the EUI-64 address and keeps the others.
 	id := apitest.S(r.Item("port")["id"])

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"slices"
 
@@ -22,6 +23,9 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/service"
 	"github.com/neutrino-sdn/neutrino/internal/store"
 )
+
+// ipv6MinMTU is the smallest MTU IPv6 allows (RFC 8200).
+const ipv6MinMTU = 1280
 
 // Options configure the subnet semantics and connect them to subnet pools.
 type Options struct {
@@ -88,7 +92,7 @@ func (p *Plugin) facts(ctx context.Context, tx *store.Tx, c *service.Call, obj r
 
 // badRequest is Neutron's BadRequest(resource='subnets', msg=...).
 func badRequest(format string, args ...any) error {
-	return fault.New(400, "BadRequest", "Bad subnets request: %s.", fmt.Sprintf(format, args...))
+	return fault.New(http.StatusBadRequest, "BadRequest", "Bad subnets request: %s.", fmt.Sprintf(format, args...))
 }
 
 // invalidInput is Neutron's InvalidInput, whose message ends with a full stop.
@@ -290,12 +294,12 @@ func (p *Plugin) checkNetwork(ctx context.Context, tx *store.Tx, net resource.Ob
 		if oc.Addr().Is4() == (version == 4) {
 			op, _ := o["subnetpool_id"].(string)
 			if op != poolID {
-				return fault.New(400, "NetworkSubnetPoolAffinityError", "Subnets hosted on the same network must be allocated from the same subnet pool.")
+				return fault.New(http.StatusBadRequest, "NetworkSubnetPoolAffinityError", "Subnets hosted on the same network must be allocated from the same subnet pool.")
 			}
 		}
 	}
-	if mtu, ok := net["mtu"].(int64); ok && version == 6 && mtu < 1280 {
-		return fault.Conflict("NetworkMTUSubnetConflict", "MTU of %s is not valid, subnet requires a minimum of %d", netID, 1280)
+	if mtu, ok := net["mtu"].(int64); ok && version == 6 && mtu < ipv6MinMTU {
+		return fault.Conflict("NetworkMTUSubnetConflict", "MTU of %s is not valid, subnet requires a minimum of %d", netID, ipv6MinMTU)
 	}
 	return nil
 }
