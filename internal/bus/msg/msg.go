@@ -1,0 +1,453 @@
+// Package msg owns the messages neutrino servers and agents exchange over
+// the bus: the RPC requests and replies agents send to any server replica
+// (state reports, full syncs, port status), the desired state of one host
+// for each agent role, and the notifications servers fan out per host.
+// Both sides import these types; every envelope carries Version so that a
+// server and an agent of different releases can tell each other apart.
+//
+// The types are plain data, JSON-encoded on the wire. Lists are sorted by
+// id (ports, networks, subnets) or by value, so equal states encode to equal
+// bytes.
+package msg
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Version is the message version this build speaks. A receiver refuses an
+// envelope with a newer version it does not understand.
+const Version = 1
+
+// CheckVersion reports an error for an envelope version this build cannot
+// read (0 counts as 1: the field was added with version 1).
+func CheckVersion(v int) error {
+	if v > Version {
+		return fmt.Errorf("message version %d is newer than this build's %d", v, Version)
+	}
+	return nil
+}
+
+// RPC method names, served by every server replica in one queue group
+// (bus.Conn.Call / bus.Conn.Handle).
+const (
+	// MethodReportState takes a ReportState and returns ReportStateReply.
+	MethodReportState = "report_state"
+	// MethodSync takes a SyncRequest and returns HostState.
+	MethodSync = "sync"
+	// MethodPortStatus takes a PortStatus and returns PortStatusReply.
+	MethodPortStatus = "port_status"
+)
+
+// HostSubject is the subject on which a host's agent receives its
+// notifications.
+func HostSubject(host string) string { return "neutrino.host." + host }
+
+// Agent types, as Neutron names them (shown by GET /v2.0/agents).
+const (
+	AgentTypeOVS      = "Open vSwitch agent"
+	AgentTypeDHCP     = "DHCP agent"
+	AgentTypeL3       = "L3 agent"
+	AgentTypeMetadata = "Metadata agent"
+)
+
+// Agent binaries, shown as the agents' "binary".
+const (
+	BinaryOVS      = "neutrino-openvswitch-agent"
+	BinaryDHCP     = "neutrino-dhcp-agent"
+	BinaryL3       = "neutrino-l3-agent"
+	BinaryMetadata = "neutrino-metadata-agent"
+)
+
+// Agent roles, as named in the agent's configuration.
+const (
+	RoleL2       = "l2"
+	RoleDHCP     = "dhcp"
+	RoleL3       = "l3"
+	RoleMetadata = "metadata"
+)
+
+// Topics, as Neutron's agents report them.
+const (
+	TopicL2   = "N/A"
+	TopicDHCP = "dhcp_agent"
+)
+
+// Network types an l2 agent may serve.
+const (
+	NetworkTypeFlat   = "flat"
+	NetworkTypeVLAN   = "vlan"
+	NetworkTypeVXLAN  = "vxlan"
+	NetworkTypeGRE    = "gre"
+	NetworkTypeGeneve = "geneve"
+	NetworkTypeLocal  = "local"
+)
+
+// IsTunnel tells whether networkType is carried over tunnels between hosts.
+func IsTunnel(networkType string) bool {
+	switch networkType {
+	case NetworkTypeVXLAN, NetworkTypeGRE, NetworkTypeGeneve:
+		return true
+	}
+	return false
+}
+
+// Port status values an agent reports.
+const (
+	StatusActive = "ACTIVE"
+	StatusDown   = "DOWN"
+)
+
+// ReportState is an agent's periodic state report (one per role: an agent
+// process with the l2 and dhcp roles sends two, as Neutron's two agents
+// would).
+type ReportState struct {
+	Version   int    `json:"version"`
+	AgentType string `json:"agent_type"`
+	Binary    string `json:"binary"`
+	Topic     string `json:"topic"`
+	Host      string `json:"host"`
+	// AvailabilityZone is empty for agents without one.
+	AvailabilityZone string `json:"availability_zone,omitempty"`
+	// Started is set on the first report after the agent (re)started.
+	Started bool `json:"started,omitempty"`
+	// Configurations are shown as the agent's "configurations"; use
+	// L2Configurations or DHCPConfigurations and their Map method.
+	Configurations map[string]any `json:"configurations"`
+}
+
+// ReportStateReply answers a state report.
+type ReportStateReply struct {
+	Version int `json:"version"`
+}
+
+// L2Configurations are what an Open vSwitch agent reports, with Neutron's
+// keys. The server binds ports from them: a tunnelled segment needs its
+// type in TunnelTypes and a TunnelingIP, a flat or VLAN segment its
+// physical network in BridgeMappings.
+type L2Configurations struct {
+	// BridgeMappings maps a physical network to its OVS bridge (br-<physnet>).
+	BridgeMappings map[string]string `json:"bridge_mappings"`
+	// TunnelTypes lists the tunnel network types served ("vxlan", "gre", "geneve").
+	TunnelTypes []string `json:"tunnel_types"`
+	// TunnelingIP is this host's tunnel endpoint ("" without tunnels).
+	TunnelingIP string `json:"tunneling_ip"`
+	// DatapathType is the OVS datapath of the bridges ("system" or "netdev").
+	DatapathType string `json:"datapath_type"`
+	// IntegrationBridge is where VIFs plug in (br-int).
+	IntegrationBridge string `json:"integration_bridge"`
+	// TunnelBridge holds the tunnel ports (br-tun).
+	TunnelBridge string `json:"tunnel_bridge,omitempty"`
+	// L2Population says unicast and flooding follow the server's FDB
+	// entries instead of learning.
+	L2Population bool `json:"l2_population"`
+	// ARPResponder says ARP requests are answered locally from FDB entries.
+	ARPResponder bool `json:"arp_responder_enabled"`
+	// Devices is the number of ports the agent has wired.
+	Devices int `json:"devices"`
+}
+
+// DHCPConfigurations are what a DHCP agent reports, with Neutron's keys.
+type DHCPConfigurations struct {
+	DHCPDriver string `json:"dhcp_driver"`
+	// Networks, Subnets and Ports count what the agent serves.
+	Networks int `json:"networks"`
+	Subnets  int `json:"subnets"`
+	Ports    int `json:"ports"`
+	// DHCPLeaseDuration is the lease time in seconds.
+	DHCPLeaseDuration int `json:"dhcp_lease_duration"`
+}
+
+// SyncRequest asks for the full desired state of a host.
+type SyncRequest struct {
+	Version int    `json:"version"`
+	Host    string `json:"host"`
+	// Roles limits the reply to these roles (RoleL2, RoleDHCP); empty means all.
+	Roles []string `json:"roles,omitempty"`
+}
+
+// HostState is the full desired state of one host, the reply to a sync.
+// Notifications with Seq greater than this Seq (and the same Epoch) carry
+// the changes made after it.
+type HostState struct {
+	Version int    `json:"version"`
+	Host    string `json:"host"`
+	// Epoch names the server-side sequence of this host; a different epoch
+	// (a new database) means the agent must take a full sync.
+	Epoch string `json:"epoch"`
+	// Seq is the last notification sequence number this state includes.
+	Seq  uint64     `json:"seq"`
+	L2   *L2State   `json:"l2,omitempty"`
+	DHCP *DHCPState `json:"dhcp,omitempty"`
+}
+
+// L2State is the desired state of a host's l2 role.
+type L2State struct {
+	// Ports are the ports bound to this host (binding:host_id), by id.
+	Ports []Port `json:"ports"`
+	// Networks are the networks of those ports, by id.
+	Networks []Network `json:"networks"`
+	// TunnelEndpoints are the other hosts' l2 agents with a tunnel IP, by host.
+	TunnelEndpoints []TunnelEndpoint `json:"tunnel_endpoints"`
+	// FDB holds, per tunnelled network of this host, the ports on other
+	// hosts (l2 population), by network id.
+	FDB []NetworkFDB `json:"fdb"`
+}
+
+// Network is a network as an agent needs it.
+type Network struct {
+	ID           string  `json:"id"`
+	ProjectID    string  `json:"project_id"`
+	AdminStateUp bool    `json:"admin_state_up"`
+	MTU          int     `json:"mtu"`
+	Segment      Segment `json:"segment"`
+	// PortSecurityEnabled is the network's default for its ports.
+	PortSecurityEnabled bool `json:"port_security_enabled"`
+	// Revision is the network's revision_number.
+	Revision int64 `json:"revision"`
+}
+
+// Segment is a network's provider segment.
+type Segment struct {
+	NetworkType     string `json:"network_type"`
+	PhysicalNetwork string `json:"physical_network,omitempty"`
+	// SegmentationID is the VLAN id or tunnel key (0 for flat and local).
+	SegmentationID int64 `json:"segmentation_id,omitempty"`
+}
+
+// Port is a port as agents need it.
+type Port struct {
+	ID           string    `json:"id"`
+	NetworkID    string    `json:"network_id"`
+	ProjectID    string    `json:"project_id"`
+	MAC          string    `json:"mac_address"`
+	FixedIPs     []FixedIP `json:"fixed_ips"`
+	AdminStateUp bool      `json:"admin_state_up"`
+	DeviceOwner  string    `json:"device_owner"`
+	DeviceID     string    `json:"device_id"`
+	// Host is binding:host_id.
+	Host string `json:"host,omitempty"`
+	// VIFType is binding:vif_type ("ovs", "binding_failed", "unbound").
+	VIFType             string        `json:"vif_type,omitempty"`
+	PortSecurityEnabled bool          `json:"port_security_enabled"`
+	AllowedAddressPairs []AddressPair `json:"allowed_address_pairs,omitempty"`
+	SecurityGroups      []string      `json:"security_groups,omitempty"`
+	ExtraDHCPOpts       []DHCPOption  `json:"extra_dhcp_opts,omitempty"`
+	// Status is the port's status as the server knows it.
+	Status string `json:"status"`
+	// Revision is the port's revision_number.
+	Revision int64 `json:"revision"`
+}
+
+// FixedIP is one address of a port.
+type FixedIP struct {
+	SubnetID  string `json:"subnet_id"`
+	IPAddress string `json:"ip_address"`
+}
+
+// AddressPair is an allowed address pair (an address or a CIDR).
+type AddressPair struct {
+	IPAddress  string `json:"ip_address"`
+	MACAddress string `json:"mac_address"`
+}
+
+// DHCPOption is an extra DHCP option of a port.
+type DHCPOption struct {
+	Name      string `json:"opt_name"`
+	Value     string `json:"opt_value"`
+	IPVersion int    `json:"ip_version"`
+}
+
+// TunnelEndpoint is another host's tunnel endpoint.
+type TunnelEndpoint struct {
+	Host        string   `json:"host"`
+	IP          string   `json:"ip"`
+	TunnelTypes []string `json:"tunnel_types"`
+}
+
+// NetworkFDB is the l2 population of one tunnelled network as seen from a
+// host: which remote tunnel endpoint holds which MAC and addresses.
+type NetworkFDB struct {
+	NetworkID string  `json:"network_id"`
+	Segment   Segment `json:"segment"`
+	// FloodTo are the tunnel IPs of the other hosts with ports on the
+	// network: broadcast and unknown unicast go to them only. Sorted.
+	FloodTo []string `json:"flood_to"`
+	// Entries are the remote ports, by MAC.
+	Entries []FDBEntry `json:"entries"`
+}
+
+// FDBEntry places one remote port.
+type FDBEntry struct {
+	MAC string `json:"mac_address"`
+	// IPs are the port's fixed addresses (for local ARP answers).
+	IPs      []string `json:"ips"`
+	TunnelIP string   `json:"tunnel_ip"`
+	Host     string   `json:"host"`
+	PortID   string   `json:"port_id"`
+}
+
+// DHCPState is the desired state of a host's dhcp role.
+type DHCPState struct {
+	// Networks are the networks scheduled to this host's DHCP agent, by id.
+	Networks []DHCPNetwork `json:"networks"`
+}
+
+// DHCPNetwork is one network a DHCP agent serves.
+type DHCPNetwork struct {
+	ID           string  `json:"id"`
+	ProjectID    string  `json:"project_id"`
+	AdminStateUp bool    `json:"admin_state_up"`
+	MTU          int     `json:"mtu"`
+	Segment      Segment `json:"segment"`
+	// Subnets are the network's subnets (with or without DHCP), by id.
+	Subnets []Subnet `json:"subnets"`
+	// DHCPPort is this agent's port on the network (device_owner
+	// network:dhcp, bound to this host); nil until the server made it.
+	DHCPPort *Port `json:"dhcp_port"`
+	// Ports are all ports of the network, DHCP port included, by id.
+	Ports    []Port `json:"ports"`
+	Revision int64  `json:"revision"`
+}
+
+// Subnet is a subnet as the dhcp role needs it.
+type Subnet struct {
+	ID              string      `json:"id"`
+	NetworkID       string      `json:"network_id"`
+	IPVersion       int         `json:"ip_version"`
+	CIDR            string      `json:"cidr"`
+	GatewayIP       string      `json:"gateway_ip,omitempty"`
+	EnableDHCP      bool        `json:"enable_dhcp"`
+	DNSNameservers  []string    `json:"dns_nameservers,omitempty"`
+	HostRoutes      []HostRoute `json:"host_routes,omitempty"`
+	AllocationPools []IPRange   `json:"allocation_pools,omitempty"`
+	// IPv6RAMode and IPv6AddressMode are "", "slaac", "dhcpv6-stateful"
+	// or "dhcpv6-stateless".
+	IPv6RAMode      string `json:"ipv6_ra_mode,omitempty"`
+	IPv6AddressMode string `json:"ipv6_address_mode,omitempty"`
+	Revision        int64  `json:"revision"`
+}
+
+// HostRoute is a static route handed to instances (DHCP option 121).
+type HostRoute struct {
+	Destination string `json:"destination"`
+	Nexthop     string `json:"nexthop"`
+}
+
+// IPRange is an allocation pool.
+type IPRange struct {
+	Start string `json:"start"`
+	End   string `json:"end"`
+}
+
+// Notification tells a host's agent what changed. Its parts hold the
+// current state of what changed (not a diff), so applying a notification
+// twice, or one older than the state the agent has, is harmless.
+//
+// Seq numbers a host's notifications one by one within an Epoch. An agent
+// that has applied state up to seq N applies N+1 next; a notification at or
+// below N is already included and is skipped; one above N+1 means some were
+// lost: the agent waits briefly for the missing ones (they may arrive out
+// of order from different server replicas) and otherwise takes a full sync.
+type Notification struct {
+	Version int    `json:"version"`
+	Host    string `json:"host"`
+	Epoch   string `json:"epoch"`
+	Seq     uint64 `json:"seq"`
+	// Resync asks the agent for a full sync (the server could not say
+	// what changed).
+	Resync bool        `json:"resync,omitempty"`
+	L2     *L2Update   `json:"l2,omitempty"`
+	DHCP   *DHCPUpdate `json:"dhcp,omitempty"`
+}
+
+// L2Update changes part of a host's L2State.
+type L2Update struct {
+	// Ports are added or replaced, by id.
+	Ports []Port `json:"ports,omitempty"`
+	// DeletedPorts are removed (or no longer bound to this host).
+	DeletedPorts []string `json:"deleted_ports,omitempty"`
+	// Networks are added or replaced, by id.
+	Networks []Network `json:"networks,omitempty"`
+	// DeletedNetworks are gone from this host (no port of theirs is left
+	// here); their FDB goes with them.
+	DeletedNetworks []string `json:"deleted_networks,omitempty"`
+	// FDB replaces the whole l2 population of each network listed.
+	FDB []NetworkFDB `json:"fdb,omitempty"`
+	// TunnelEndpoints, when not nil, replaces the whole list.
+	TunnelEndpoints []TunnelEndpoint `json:"tunnel_endpoints,omitempty"`
+	// TunnelEndpointsChanged says TunnelEndpoints is set, even when empty.
+	TunnelEndpointsChanged bool `json:"tunnel_endpoints_changed,omitempty"`
+}
+
+// DHCPUpdate changes part of a host's DHCPState.
+type DHCPUpdate struct {
+	// Networks are added or replaced whole, by id.
+	Networks []DHCPNetwork `json:"networks,omitempty"`
+	// DeletedNetworks are no longer served by this host.
+	DeletedNetworks []string `json:"deleted_networks,omitempty"`
+	// Ports are added or replaced in their network, by id.
+	Ports []Port `json:"ports,omitempty"`
+	// DeletedPorts are removed from their network.
+	DeletedPorts []PortRef `json:"deleted_ports,omitempty"`
+}
+
+// PortRef names a port of a network.
+type PortRef struct {
+	NetworkID string `json:"network_id"`
+	ID        string `json:"id"`
+}
+
+// PortStatus reports ports an agent wired (Up) or unwired (Down).
+type PortStatus struct {
+	Version int      `json:"version"`
+	Host    string   `json:"host"`
+	Up      []string `json:"up,omitempty"`
+	Down    []string `json:"down,omitempty"`
+}
+
+// PortStatusReply answers a PortStatus.
+type PortStatusReply struct {
+	Version int `json:"version"`
+	// Unknown are the reported ports that do not exist or are not bound to
+	// the reporting host; their status was left alone.
+	Unknown []string `json:"unknown,omitempty"`
+}
+
+// Map returns the configurations as a ReportState carries them.
+func (c L2Configurations) Map() map[string]any { return toMap(c) }
+
+// Map returns the configurations as a ReportState carries them.
+func (c DHCPConfigurations) Map() map[string]any { return toMap(c) }
+
+// ParseL2Configurations reads an Open vSwitch agent's reported (or
+// stored) configurations; unknown keys are ignored.
+func ParseL2Configurations(m map[string]any) (L2Configurations, error) {
+	var c L2Configurations
+	err := fromMap(m, &c)
+	return c, err
+}
+
+func toMap(v any) map[string]any {
+	data, err := json.Marshal(v)
+	if err != nil {
+		// Plain structs of strings, numbers and maps always encode.
+		panic(fmt.Sprintf("msg: encode %T: %v", v, err))
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		panic(fmt.Sprintf("msg: decode %T: %v", v, err))
+	}
+	return m
+}
+
+func fromMap(m map[string]any, out any) error {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("msg: encode configurations: %w", err)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("msg: configurations: %w", err)
+	}
+	return nil
+}
