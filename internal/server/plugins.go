@@ -9,6 +9,7 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/network"
 	"github.com/neutrino-sdn/neutrino/internal/port"
 	"github.com/neutrino-sdn/neutrino/internal/secgroup"
+	"github.com/neutrino-sdn/neutrino/internal/segment"
 	"github.com/neutrino-sdn/neutrino/internal/service"
 	"github.com/neutrino-sdn/neutrino/internal/subnet"
 	"github.com/neutrino-sdn/neutrino/internal/subnetpool"
@@ -19,7 +20,7 @@ import (
 // and the API routes of collections that are not plain resources.
 // Areas are wired to each other here through function values, so that no
 // area imports another's package.
-func registerPlugins(svc *service.Service, a *api.Server, cfg config.Config) error {
+func registerPlugins(svc *service.Service, a *api.Server, cfg config.Config, segs *segment.Manager) error {
 	pools := subnetpool.Register(svc)
 	agentapi.Register(svc, agentapi.DefaultDownTime)
 	ipavailability.Register(svc, a)
@@ -31,5 +32,8 @@ func registerPlugins(svc *service.Service, a *api.Server, cfg config.Config) err
 	}
 	subnet.Register(svc, ports, subnet.Options{AllocatePrefix: pools.AllocatePrefix, DefaultSubnetPool: pools.DefaultPool})
 	l3.Register(svc, network.Access)
+	// Networks last: hooks run in registration order, and deleting a
+	// network must first let l3 remove its unassociated floating IPs.
+	network.Register(svc, segs)
 	return nil
 }

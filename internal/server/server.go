@@ -19,7 +19,6 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/api"
 	"github.com/neutrino-sdn/neutrino/internal/auth"
 	"github.com/neutrino-sdn/neutrino/internal/config"
-	"github.com/neutrino-sdn/neutrino/internal/network"
 	"github.com/neutrino-sdn/neutrino/internal/resource"
 	"github.com/neutrino-sdn/neutrino/internal/segment"
 	"github.com/neutrino-sdn/neutrino/internal/service"
@@ -72,8 +71,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a := api.New(svc, authn, log, metrics)
-	network.Register(svc, segment.New(segCfg))
-	if err := registerPlugins(svc, a, cfg); err != nil {
+	if err := registerPlugins(svc, a, cfg, segment.New(segCfg)); err != nil {
 		db.Close()
 		return nil, err
 	}

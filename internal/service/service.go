@@ -303,11 +303,6 @@ func (s *Service) Create(ctx context.Context, c *Call, r *resource.Resource, bod
 	if err != nil {
 		return nil, err
 	}
-	evs := make([]Event, 0, len(out))
-	for _, o := range out {
-		evs = append(evs, Event{Resource: r.Plural, Action: "create", Object: o})
-	}
-	s.emit(ctx, evs)
 	return s.showAll(ctx, c, r, out)
 }
 
@@ -324,6 +319,7 @@ func (s *Service) insert(ctx context.Context, tx *store.Tx, c *Call, r *resource
 	if err := tx.Insert(ctx, r, obj); err != nil {
 		return nil, s.storeError(r, obj, err)
 	}
+	s.emitAfterCommit(ctx, tx, Event{Resource: r.Plural, Action: "create", Object: obj})
 	if h.PostCreate != nil {
 		if err := h.PostCreate(ctx, tx, c, obj); err != nil {
 			return nil, err
@@ -332,11 +328,18 @@ func (s *Service) insert(ctx context.Context, tx *store.Tx, c *Call, r *resource
 	return obj, nil
 }
 
+// emitAfterCommit announces a change to listeners once tx has committed, so
+// listeners (agent notifications) see every change made in a request,
+// including those made by hooks, and never one that was rolled back.
+func (s *Service) emitAfterCommit(ctx context.Context, tx *store.Tx, ev Event) {
+	tx.AfterCommit(func() { s.emit(ctx, []Event{ev}) })
+}
+
 // CreateInTx creates one item inside an existing transaction on behalf of
 // the server itself (a router's interface port, a network's DHCP port): the
 // body is validated and hooks run as for an API request, but policy and
-// quotas are not applied. The change is reported to listeners via
-// the returned event, which the caller passes to Emit after commit.
+// quotas are not applied. The change is reported to listeners after
+// commit; the returned event describes it.
 func (s *Service) CreateInTx(ctx context.Context, tx *store.Tx, r *resource.Resource, project string, body map[string]any) (resource.Object, Event, error) {
 	obj, given, err := r.ForCreate(body)
 	if err != nil {
@@ -366,12 +369,14 @@ func (s *Service) DeleteInTx(ctx context.Context, tx *store.Tx, r *resource.Reso
 	if err := tx.Delete(ctx, r, id); err != nil {
 		return Event{}, s.storeError(r, obj, err)
 	}
+	ev := Event{Resource: r.Plural, Action: "delete", Object: obj}
+	s.emitAfterCommit(ctx, tx, ev)
 	if h.PostDelete != nil {
 		if err := h.PostDelete(ctx, tx, c, obj); err != nil {
 			return Event{}, err
 		}
 	}
-	return Event{Resource: r.Plural, Action: "delete", Object: obj}, nil
+	return ev, nil
 }
 
 // UpdateInTx stores a changed object inside an existing transaction on
@@ -380,7 +385,9 @@ func (s *Service) UpdateInTx(ctx context.Context, tx *store.Tx, r *resource.Reso
 	if err := tx.Update(ctx, r, obj); err != nil {
 		return Event{}, s.storeError(r, obj, err)
 	}
-	return Event{Resource: r.Plural, Action: "update", Object: obj}, nil
+	ev := Event{Resource: r.Plural, Action: "update", Object: obj}
+	s.emitAfterCommit(ctx, tx, ev)
+	return ev, nil
 }
 
 // SystemCall is the identity the server acts as for its own changes.
@@ -388,7 +395,8 @@ func (s *Service) SystemCall() *Call {
 	return &Call{ID: &auth.Identity{UserID: "neutrino", Roles: []string{auth.RoleAdmin}, IsAdmin: true}}
 }
 
-// Emit reports committed changes to listeners.
+// Emit reports committed changes to listeners; for changes made outside
+// the engine's own writes (tx.Insert by a hook) after their commit.
 func (s *Service) Emit(ctx context.Context, evs ...Event) { s.emit(ctx, evs) }
 
 // resolveProject sets project_id and tenant_id from the body or the caller.
@@ -468,6 +476,7 @@ func (s *Service) Update(ctx context.Context, c *Call, r *resource.Resource, id 
 		if err := tx.Update(ctx, r, obj); err != nil {
 			return s.storeError(r, obj, err)
 		}
+		s.emitAfterCommit(ctx, tx, Event{Resource: r.Plural, Action: "update", Object: obj})
 		if h.PostUpdate != nil {
 			return h.PostUpdate(ctx, tx, c, old, obj)
 		}
@@ -476,7 +485,6 @@ func (s *Service) Update(ctx context.Context, c *Call, r *resource.Resource, id 
 	if err != nil {
 		return nil, err
 	}
-	s.emit(ctx, []Event{{Resource: r.Plural, Action: "update", Object: obj}})
 	return s.showOne(ctx, c, r, obj)
 }
 
@@ -503,16 +511,13 @@ func (s *Service) Delete(ctx context.Context, c *Call, r *resource.Resource, id 
 		if err := tx.Delete(ctx, r, id); err != nil {
 			return s.storeError(r, obj, err)
 		}
+		s.emitAfterCommit(ctx, tx, Event{Resource: r.Plural, Action: "delete", Object: obj})
 		if h.PostDelete != nil {
 			return h.PostDelete(ctx, tx, c, obj)
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	s.emit(ctx, []Event{{Resource: r.Plural, Action: "delete", Object: obj}})
-	return nil
+	return err
 }
 
 // Act runs a member action (PUT /<plural>/<id>/<action>).
@@ -538,7 +543,6 @@ func (s *Service) Act(ctx context.Context, c *Call, r *resource.Resource, id, ac
 	if err != nil {
 		return nil, err
 	}
-	s.emit(ctx, []Event{{Resource: r.Plural, Action: action, Object: obj}})
 	return out, nil
 }
 

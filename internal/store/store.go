@@ -89,7 +89,7 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*DB, error) {
 				return nil, fmt.Errorf("store: create directory for %s: %w", path, err)
 			}
 		}
-		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
+		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)"
 		w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
 		if err != nil {
 			return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -217,6 +217,9 @@ func (db *DB) once(ctx context.Context, pool *sql.DB, readOnly bool, fn func(*Tx
 	if err := stx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", db.classify(err))
 	}
+	for _, fn := range tx.afterCommit {
+		fn()
+	}
 	return nil
 }
 
@@ -274,9 +277,16 @@ func constraintFromSQLite(msg string) string {
 
 // Tx is one database transaction.
 type Tx struct {
-	tx *sql.Tx
-	db *DB
+	tx          *sql.Tx
+	db          *DB
+	afterCommit []func()
 }
+
+// AfterCommit runs fn once the transaction has committed, in the order
+// registered; it never runs for an attempt that rolled back (a retried
+// transaction registers its callbacks again). The service engine uses it
+// to announce changes only once they are durable.
+func (t *Tx) AfterCommit(fn func()) { t.afterCommit = append(t.afterCommit, fn) }
 
 // rebind rewrites ? placeholders to $n for PostgreSQL.
 func (t *Tx) rebind(q string) string {
