@@ -17,6 +17,7 @@ packages=(
 	keystone
 	openvswitch-switch
 	iproute2
+	iputils-ping
 	tcpdump
 	nftables
 	curl
