@@ -24,10 +24,10 @@ var ErrNotFound = errors.New("link not found")
 // socket and an ioctl socket opened inside that namespace; Close releases
 // them. A Handle is safe for use by one goroutine at a time.
 type Handle struct {
-	ns       string
-	nl       *netlink.Handle
-	ioctlFD  int
-	nsFDs    map[string]int // namespaces this handle moved links into, by name
+	ns      string
+	nl      *netlink.Handle
+	ioctlFD int
+	nsFDs   map[string]int // namespaces this handle moved links into, by name
 }
 
 // Open returns a Handle on the named namespace; "" is this process's own.
