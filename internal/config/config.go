@@ -40,6 +40,73 @@ type Config struct {
 	Quotas map[string]int64 `koanf:"quotas"`
 	// ShutdownTimeout bounds how long in-flight requests may finish on stop.
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+	// AgentDownTime is how old an agent's last state report may be for it
+	// to count as alive (Neutron's agent_down_time).
+	AgentDownTime time.Duration `koanf:"agent_down_time"`
+	// DHCPAgentsPerNetwork is how many DHCP agents serve each network.
+	DHCPAgentsPerNetwork int  `koanf:"dhcp_agents_per_network"`
+	NATS                 NATS `koanf:"nats"`
+	// Agent configures `neutrino agent` (and the agent inside `neutrino up`).
+	Agent Agent `koanf:"agent"`
+}
+
+// NATS configures the bus between servers and agents.
+type NATS struct {
+	// URL is an external NATS server or cluster (comma-separated URLs);
+	// empty means the server runs an embedded NATS server and agents
+	// connect to nats://127.0.0.1:4222.
+	URL string `koanf:"url"`
+	// Listen is where the embedded NATS server accepts remote agents,
+	// host:port; empty serves agents in the same process only.
+	Listen string `koanf:"listen"`
+}
+
+// Agent configures the node agent.
+type Agent struct {
+	// Host names this node as ports' binding:host_id does; empty means
+	// the machine's host name.
+	Host string `koanf:"host"`
+	// Roles are the jobs the agent does: "l2", "dhcp".
+	Roles []string `koanf:"roles"`
+	// ReportInterval is how often the agent reports its state; keep it
+	// well under agent_down_time.
+	ReportInterval time.Duration `koanf:"report_interval"`
+	// ResyncInterval is how often the agent takes a full sync even when it
+	// missed nothing, as a safety net.
+	ResyncInterval time.Duration `koanf:"resync_interval"`
+	L2             L2Agent       `koanf:"l2"`
+	DHCP           DHCPAgent     `koanf:"dhcp"`
+}
+
+// L2Agent configures the l2 role (Open vSwitch), as Neutron's [ovs] and
+// [agent] sections of the OVS agent.
+type L2Agent struct {
+	// OVSDB is the ovsdb-server connection, "unix:PATH" or "tcp:HOST:PORT".
+	OVSDB string `koanf:"ovsdb"`
+	// IntegrationBridge is where VIFs plug in.
+	IntegrationBridge string `koanf:"integration_bridge"`
+	// TunnelBridge holds the tunnel ports.
+	TunnelBridge string `koanf:"tunnel_bridge"`
+	// DatapathType is the bridges' datapath: "system" (kernel) or "netdev"
+	// (userspace).
+	DatapathType string `koanf:"datapath_type"`
+	// LocalIP is this node's tunnel endpoint; empty disables tunnels.
+	LocalIP string `koanf:"local_ip"`
+	// TunnelTypes are the tunnel network types served: "vxlan", "gre", "geneve".
+	TunnelTypes []string `koanf:"tunnel_types"`
+	// BridgeMappings are "physnet:bridge" pairs for flat and VLAN networks.
+	BridgeMappings []string `koanf:"bridge_mappings"`
+	// L2Population follows the server's forwarding entries instead of
+	// flooding to learn.
+	L2Population bool `koanf:"l2_population"`
+	// ARPResponder answers ARP for remote ports locally (needs L2Population).
+	ARPResponder bool `koanf:"arp_responder"`
+}
+
+// DHCPAgent configures the dhcp role.
+type DHCPAgent struct {
+	// LeaseDuration is the lease time handed to instances.
+	LeaseDuration time.Duration `koanf:"lease_duration"`
 }
 
 // Keystone configures token validation against Keystone v3.
@@ -79,14 +146,32 @@ func DefaultStateDir() string {
 // Default returns the built-in configuration.
 func Default() Config {
 	return Config{
-		StateDir:        DefaultStateDir(),
-		Listen:          "127.0.0.1:9696",
-		Auth:            "noauth",
-		NoAuthProject:   "admin",
-		LogFormat:       "text",
-		LogLevel:        "info",
-		BaseMAC:         "fa:16:3e:00:00:00",
-		ShutdownTimeout: 30 * time.Second,
+		StateDir:             DefaultStateDir(),
+		Listen:               "127.0.0.1:9696",
+		Auth:                 "noauth",
+		NoAuthProject:        "admin",
+		LogFormat:            "text",
+		LogLevel:             "info",
+		BaseMAC:              "fa:16:3e:00:00:00",
+		ShutdownTimeout:      30 * time.Second,
+		AgentDownTime:        75 * time.Second,
+		DHCPAgentsPerNetwork: 1,
+		Agent: Agent{
+			Roles:          []string{"l2", "dhcp"},
+			ReportInterval: 10 * time.Second,
+			ResyncInterval: 60 * time.Second,
+			L2: L2Agent{
+				OVSDB:             "unix:/var/run/openvswitch/db.sock",
+				IntegrationBridge: "br-int",
+				TunnelBridge:      "br-tun",
+				DatapathType:      "netdev",
+				TunnelTypes:       []string{"vxlan"},
+				BridgeMappings:    []string{},
+				L2Population:      true,
+				ARPResponder:      true,
+			},
+			DHCP: DHCPAgent{LeaseDuration: 24 * time.Hour},
+		},
 		Keystone: Keystone{
 			UserDomainName: "Default", ProjectDomainName: "Default", CacheTTL: 5 * time.Minute,
 		},
@@ -140,7 +225,66 @@ func (c Config) Validate() error {
 	if _, err := c.Segments(); err != nil {
 		return err
 	}
+	if c.AgentDownTime <= 0 {
+		return fmt.Errorf("config: agent_down_time must be positive, not %s", c.AgentDownTime)
+	}
+	if c.DHCPAgentsPerNetwork < 1 {
+		return fmt.Errorf("config: dhcp_agents_per_network must be at least 1, not %d", c.DHCPAgentsPerNetwork)
+	}
+	return c.Agent.Validate()
+}
+
+// Agent roles.
+const (
+	RoleL2   = "l2"
+	RoleDHCP = "dhcp"
+)
+
+// Validate checks the agent options.
+func (a Agent) Validate() error {
+	for _, r := range a.Roles {
+		if r != RoleL2 && r != RoleDHCP {
+			return fmt.Errorf("config: agent.roles: unknown role %q (want %q or %q)", r, RoleL2, RoleDHCP)
+		}
+	}
+	if a.ReportInterval <= 0 {
+		return fmt.Errorf("config: agent.report_interval must be positive, not %s", a.ReportInterval)
+	}
+	if a.ResyncInterval <= 0 {
+		return fmt.Errorf("config: agent.resync_interval must be positive, not %s", a.ResyncInterval)
+	}
+	if _, err := a.L2.Mappings(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// HostName is the agent's host: agent.host, or the machine's host name.
+func (a Agent) HostName() (string, error) {
+	if a.Host != "" {
+		return a.Host, nil
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("config: agent.host is empty and the host name is unknown: %w", err)
+	}
+	return h, nil
+}
+
+// Mappings parses bridge_mappings into physical network → bridge.
+func (l L2Agent) Mappings() (map[string]string, error) {
+	out := map[string]string{}
+	for _, e := range l.BridgeMappings {
+		physnet, bridge, ok := strings.Cut(e, ":")
+		if !ok || physnet == "" || bridge == "" {
+			return nil, fmt.Errorf("config: agent.l2.bridge_mappings: %q is not physnet:bridge", e)
+		}
+		if _, dup := out[physnet]; dup {
+			return nil, fmt.Errorf("config: agent.l2.bridge_mappings: physical network %q is mapped twice", physnet)
+		}
+		out[physnet] = bridge
+	}
+	return out, nil
 }
 
 // Segments converts the ml2 options into the type drivers' configuration.
