@@ -1,6 +1,8 @@
 // Package apitest runs a real neutrino API server for tests, on a fresh
-// SQLite database (or a given PostgreSQL DSN), and gives tests a small JSON
-// client that speaks to it as a chosen project and role.
+// SQLite database or, with NEUTRINO_TEST_DB=postgres, a fresh database of a
+// private PostgreSQL server (packages call Main from TestMain to share one),
+// in noauth or keystone mode, and gives tests a small JSON client that
+// speaks to it as a chosen project or with a Keystone token.
 package apitest
 
 import (
