@@ -186,27 +186,7 @@ func canonical(conf map[string]any) (map[string]any, error) {
 	if err := d.Decode(&out); err != nil {
 		return nil, fmt.Errorf("decode configurations: %w", err)
 	}
-	return numbers(out).(map[string]any), nil
-}
-
-func numbers(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i
-		}
-		f, _ := x.Float64()
-		return f
-	case []any:
-		for i := range x {
-			x[i] = numbers(x[i])
-		}
-	case map[string]any:
-		for k := range x {
-			x[k] = numbers(x[k])
-		}
-	}
-	return v
+	return resource.Normalise(out).(map[string]any), nil
 }
 
 func sameJSON(a, b any) bool {

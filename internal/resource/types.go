@@ -293,11 +293,13 @@ func (t DictType) ParseFilter(s string) (any, error) {
 // AnyType accepts any JSON value unchanged (normalising numbers).
 type AnyType struct{}
 
-func (AnyType) Convert(v any) (any, error)        { return normalise(v), nil }
+func (AnyType) Convert(v any) (any, error)        { return Normalise(v), nil }
 func (AnyType) ParseFilter(s string) (any, error) { return s, nil }
 
-// normalise turns json.Number into int64 or float64 throughout a value.
-func normalise(v any) any {
+// Normalise turns json.Number into int64 (or float64) throughout a value
+// decoded with UseNumber, in place, so decoded values carry the same Go
+// types as validated ones.
+func Normalise(v any) any {
 	switch x := v.(type) {
 	case json.Number:
 		if i, err := x.Int64(); err == nil {
@@ -307,11 +309,11 @@ func normalise(v any) any {
 		return f
 	case []any:
 		for i := range x {
-			x[i] = normalise(x[i])
+			x[i] = Normalise(x[i])
 		}
 	case map[string]any:
 		for k := range x {
-			x[k] = normalise(x[k])
+			x[k] = Normalise(x[k])
 		}
 	}
 	return v

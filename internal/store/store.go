@@ -542,29 +542,7 @@ func decode(data string) (resource.Object, error) {
 	if err := d.Decode(&o); err != nil {
 		return nil, fmt.Errorf("store: decode: %w", err)
 	}
-	return normalise(o).(map[string]any), nil
-}
-
-// normalise turns json.Number into int64 (or float64) so stored objects
-// carry the same Go types as freshly validated ones.
-func normalise(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i
-		}
-		f, _ := x.Float64()
-		return f
-	case []any:
-		for i := range x {
-			x[i] = normalise(x[i])
-		}
-	case map[string]any:
-		for k := range x {
-			x[k] = normalise(x[k])
-		}
-	}
-	return v
+	return resource.Normalise(o).(map[string]any), nil
 }
 
 func revision(o resource.Object) int64 {
