@@ -173,10 +173,16 @@ func readIDs(path string) ([]string, error) {
 	return slices.Compact(ids), nil
 }
 
-// baseID strips the "[id-…,smoke]" tags Tempest appends to test ids.
+// baseID strips the "[id-…,smoke]" tags Tempest appends to test ids; a
+// scenario's name after them, "…[id-…](ingress)", stays.
 func baseID(id string) string {
-	id, _, _ = strings.Cut(strings.TrimSpace(id), "[")
-	return id
+	id = strings.TrimSpace(id)
+	before, tags, ok := strings.Cut(id, "[")
+	if !ok {
+		return id
+	}
+	_, after, _ := strings.Cut(tags, "]")
+	return before + after
 }
 
 // fixtureID splits a class fixture's id, "setUpClass (pkg.mod.Class)", into

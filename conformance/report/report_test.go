@@ -117,6 +117,20 @@ func TestReadSubunit(t *testing.T) {
 	}
 }
 
+func TestBaseID(t *testing.T) {
+	for in, want := range map[string]string{
+		"a.B.test_x":                            "a.B.test_x",
+		"a.B.test_x[id-1,smoke]":                "a.B.test_x",
+		"a.B.test_rule_create[id-8a59](egress)": "a.B.test_rule_create(egress)",
+		"setUpClass (a.B)":                      "setUpClass (a.B)",
+		" a.B.test_x[id-1] ":                    "a.B.test_x",
+	} {
+		if got := baseID(in); got != want {
+			t.Errorf("baseID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestReadSubunitRejectsCorruptPackets(t *testing.T) {
 	good := packet{id: "a.B.test_one", status: "success"}.encode()
 	badCRC := slices.Clone(good)
