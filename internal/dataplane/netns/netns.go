@@ -174,6 +174,19 @@ func onFreshThread(fn func() error) error {
 	return <-errc
 }
 
+// SetSysctl writes value to /proc/sys/<key> inside the named namespace, e.g.
+// key "net/ipv4/ip_forward". Only the net/ sysctls are per namespace.
+func SetSysctl(name, key, value string) error {
+	if strings.Contains(key, "..") {
+		return fmt.Errorf("netns: invalid sysctl %q", key)
+	}
+	path := filepath.Join("/proc/sys", key)
+	if err := Do(name, func() error { return os.WriteFile(path, []byte(value), 0o644) }); err != nil {
+		return fmt.Errorf("netns: sysctl %s=%s in %s: %w", key, value, name, err)
+	}
+	return nil
+}
+
 // Command returns an exec.Cmd that runs prog with args inside the named
 // namespace through `ip netns exec`, which also gives the process the
 // namespace's view of /sys. ip execs prog in place, so the Cmd's process id

@@ -119,6 +119,20 @@ func TestCreateDoCommandDelete(t *testing.T) {
 		t.Fatalf("exit status not passed through: %v", err)
 	}
 
+	// Sysctls under net/ are the namespace's own.
+	if err := netns.SetSysctl(name, "net/ipv4/ip_forward", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := netns.Command(name, "cat", "/proc/sys/net/ipv4/ip_forward").Output(); err != nil || strings.TrimSpace(string(out)) != "1" {
+		t.Fatalf("ip_forward inside: %q, %v", out, err)
+	}
+	if host, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(string(host)) == "1" {
+		t.Log("the host forwards IPv4 itself; the check above proves less")
+	}
+	if err := netns.SetSysctl(name, "net/../kernel/x", "1"); err == nil {
+		t.Fatal("a sysctl outside /proc/sys was written")
+	}
+
 	if err := netns.Delete(name); err != nil {
 		t.Fatal(err)
 	}
