@@ -1,13 +1,18 @@
 package server
 
 import (
+	"context"
+	"log/slog"
+
 	"github.com/neutrino-sdn/neutrino/internal/agentapi"
 	"github.com/neutrino-sdn/neutrino/internal/api"
+	"github.com/neutrino-sdn/neutrino/internal/binding"
 	"github.com/neutrino-sdn/neutrino/internal/config"
 	"github.com/neutrino-sdn/neutrino/internal/ipavailability"
 	"github.com/neutrino-sdn/neutrino/internal/l3"
 	"github.com/neutrino-sdn/neutrino/internal/network"
 	"github.com/neutrino-sdn/neutrino/internal/port"
+	"github.com/neutrino-sdn/neutrino/internal/scheduler"
 	"github.com/neutrino-sdn/neutrino/internal/secgroup"
 	"github.com/neutrino-sdn/neutrino/internal/segment"
 	"github.com/neutrino-sdn/neutrino/internal/service"
@@ -20,20 +25,26 @@ import (
 // and the API routes of collections that are not plain resources.
 // Areas are wired to each other here through function values, so that no
 // area imports another's package.
-func registerPlugins(svc *service.Service, a *api.Server, cfg config.Config, segs *segment.Manager) error {
+//
+// It returns the background loops the server runs while serving.
+func registerPlugins(svc *service.Service, a *api.Server, cfg config.Config, segs *segment.Manager, log *slog.Logger) ([]func(context.Context), error) {
 	pools := subnetpool.Register(svc)
-	agentapi.Register(svc, agentapi.DefaultDownTime)
+	agentapi.Register(svc, cfg.AgentDownTime)
+	binder := binding.New(svc, binding.Options{DownTime: cfg.AgentDownTime, Log: log})
 	ipavailability.Register(svc, a)
 	groups := secgroup.Register(svc)
 	ports, err := port.Register(svc, port.Options{BaseMAC: cfg.BaseMAC,
-		DefaultSecurityGroup: groups.DefaultGroup, CheckSecurityGroups: groups.CheckGroups})
+		DefaultSecurityGroup: groups.DefaultGroup, CheckSecurityGroups: groups.CheckGroups, BindPort: binder.BindPort})
 	if err != nil {
-		return err
+		return nil, err
 	}
+	binder.Register()
 	subnet.Register(svc, ports, subnet.Options{AllocatePrefix: pools.AllocatePrefix, DefaultSubnetPool: pools.DefaultPool})
 	l3.Register(svc, network.Access)
 	// Networks last: hooks run in registration order, and deleting a
 	// network must first let l3 remove its unassociated floating IPs.
 	network.Register(svc, segs)
-	return nil
+	dhcp := scheduler.Register(svc, a, scheduler.Options{AgentsPerNetwork: cfg.DHCPAgentsPerNetwork,
+		DownTime: cfg.AgentDownTime, CheckInterval: cfg.Agent.ReportInterval, Bind: binder.BindPort, Log: log})
+	return []func(context.Context){dhcp.Run}, nil
 }

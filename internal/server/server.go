@@ -33,6 +33,9 @@ type Server struct {
 	Service *service.Service
 	API     *api.Server
 	metrics *prometheus.Registry
+	// background loops run while serving (DHCP scheduling, notifications).
+	background []func(context.Context)
+	bus        *busSide
 }
 
 // New opens and migrates the store and builds the API.
@@ -71,11 +74,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a := api.New(svc, authn, log, metrics)
-	if err := registerPlugins(svc, a, cfg, segment.New(segCfg)); err != nil {
+	bg, err := registerPlugins(svc, a, cfg, segment.New(segCfg), log)
+	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	return &Server{cfg: cfg, log: log, DB: db, Service: svc, API: a, metrics: metrics}, nil
+	s := &Server{cfg: cfg, log: log, DB: db, Service: svc, API: a, metrics: metrics, background: bg}
+	if err := s.connectBus(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 func authenticator(cfg config.Config, log *slog.Logger) (auth.Authenticator, error) {
@@ -129,8 +138,11 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener, ready func(
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
+	stopBackground := s.runBackground()
 	select {
 	case err := <-errc:
+		stopBackground()
+		s.closeBus()
 		s.DB.Close()
 		return fmt.Errorf("server: %w", err)
 	case <-ctx.Done():
@@ -142,5 +154,7 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener, ready func(
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
+	stopBackground()
+	s.closeBus()
 	return errors.Join(err, s.DB.Close())
 }

@@ -173,6 +173,34 @@ CREATE TABLE agents (
     UNIQUE (agent_type, host)
 );
 
+-- Which DHCP agents serve which networks (dhcp_agent_scheduler).
+CREATE TABLE network_dhcp_agents (
+    network_id TEXT NOT NULL REFERENCES networks (id) ON DELETE CASCADE,
+    agent_id TEXT NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
+    PRIMARY KEY (network_id, agent_id)
+);
+CREATE INDEX network_dhcp_agents_agent ON network_dhcp_agents (agent_id);
+
+-- Agent notifications. A change writes, in its own transaction, one row
+-- per host that must hear of it; any server replica drains the rows,
+-- numbers each host's notifications in host_sequences and publishes them.
+-- A change is thus never lost: its row stays until a server numbers it,
+-- and an agent that misses a number (a server died before publishing)
+-- resyncs. A new epoch (a new database) tells agents that numbering
+-- started again.
+CREATE TABLE agent_outbox (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    network_id TEXT NOT NULL DEFAULT '',
+    port_id TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE host_sequences (
+    host TEXT PRIMARY KEY,
+    epoch TEXT NOT NULL,
+    seq BIGINT NOT NULL
+);
+
 CREATE TABLE quotas (
     project_id TEXT NOT NULL,
     resource TEXT NOT NULL,
@@ -182,6 +210,9 @@ CREATE TABLE quotas (
 
 -- +goose Down
 DROP TABLE quotas;
+DROP TABLE host_sequences;
+DROP TABLE agent_outbox;
+DROP TABLE network_dhcp_agents;
 DROP TABLE agents;
 DROP TABLE rbac_policies;
 DROP TABLE security_group_port_bindings;
