@@ -139,7 +139,7 @@ func (c *compiler) add(bridge string, t Table, prio uint16, match, actions strin
 	}
 	f := Flow{Table: t, Priority: prio, Match: match, Actions: actions, Cookie: Cookie(c.w.Run, t)}
 	if old, dup := set[f.Key()]; dup && old.Actions != actions {
-		c.problem("bridge %s: flow %s given twice (actions %q and %q); keeping the first", bridge, f.matchPart(false), old.Actions, actions)
+		c.problem("bridge %s: flow %s given twice (actions %q and %q); keeping the first", bridge, f.matchPart(), old.Actions, actions)
 		return
 	}
 	set[f.Key()] = f

@@ -380,15 +380,12 @@ func TestCompileProblems(t *testing.T) {
 	}
 }
 
-func TestFlowLines(t *testing.T) {
+func TestFlowString(t *testing.T) {
 	f := Flow{Table: 30, Priority: 20, Match: "dl_vlan=1,dl_dst=fa:16:3e:00:00:01", Actions: "drop", Cookie: Cookie(0xab, 30)}
-	if got, want := f.AddLine(), "add table=30,priority=20,cookie=0xab001e,dl_vlan=1,dl_dst=fa:16:3e:00:00:01,actions=drop"; got != want {
-		t.Errorf("AddLine = %q, want %q", got, want)
+	if got, want := f.String(), "table=30,priority=20,cookie=0xab001e,dl_vlan=1,dl_dst=fa:16:3e:00:00:01,actions=drop"; got != want {
+		t.Errorf("String = %q, want %q", got, want)
 	}
-	if got, want := f.DeleteLine(), "delete_strict table=30,priority=20,cookie=0xab001e/-1,dl_vlan=1,dl_dst=fa:16:3e:00:00:01"; got != want {
-		t.Errorf("DeleteLine = %q, want %q", got, want)
-	}
-	if got, want := DeleteRunLine(0xab), "delete cookie=0xab0000/0xffffffffffff0000"; got != want {
-		t.Errorf("DeleteRunLine = %q, want %q", got, want)
+	if CookieRun(f.Cookie) != 0xab || f.Cookie&^CookieRunMask != 30 {
+		t.Errorf("cookie %#x does not split into run 0xab and table 30", f.Cookie)
 	}
 }

@@ -33,12 +33,10 @@ type FlowKey struct {
 func (f Flow) Key() FlowKey { return FlowKey{f.Table, f.Priority, f.Match} }
 
 // matchPart renders table, priority, cookie and match.
-func (f Flow) matchPart(cookieMask bool) string {
+func (f Flow) matchPart() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "table=%d,priority=%d", f.Table, f.Priority)
-	if cookieMask {
-		fmt.Fprintf(&b, ",cookie=%#x/-1", f.Cookie)
-	} else if f.Cookie != 0 {
+	if f.Cookie != 0 {
 		fmt.Fprintf(&b, ",cookie=%#x", f.Cookie)
 	}
 	if f.Match != "" {
@@ -50,15 +48,8 @@ func (f Flow) matchPart(cookieMask bool) string {
 
 // String renders the flow as ovs-ofctl add-flow takes it.
 func (f Flow) String() string {
-	return f.matchPart(false) + ",actions=" + f.Actions
+	return f.matchPart() + ",actions=" + f.Actions
 }
-
-// AddLine is the flow as a line of an `ovs-ofctl add-flows` file.
-func (f Flow) AddLine() string { return "add " + f.String() }
-
-// DeleteLine deletes exactly this flow (same table, priority, match and
-// cookie) as a line of an `ovs-ofctl add-flows` file.
-func (f Flow) DeleteLine() string { return "delete_strict " + f.matchPart(true) }
 
 // Cookies: the upper 48 bits identify one run of the agent, the lower 16
 // bits the table the flow lives in. A restarted agent installs its whole
@@ -76,12 +67,6 @@ func Cookie(run uint64, t Table) uint64 { return run<<cookieRunShift | uint64(t)
 
 // CookieRun is the run part of a cookie.
 func CookieRun(cookie uint64) uint64 { return cookie >> cookieRunShift }
-
-// DeleteRunLine deletes every flow of a run as a line of an `ovs-ofctl
-// add-flows` file.
-func DeleteRunLine(run uint64) string {
-	return fmt.Sprintf("delete cookie=%#x/%#x", run<<cookieRunShift, CookieRunMask)
-}
 
 // FlowSet is the flows of one bridge by identity.
 type FlowSet map[FlowKey]Flow

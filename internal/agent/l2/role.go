@@ -188,8 +188,17 @@ func (r *Role) Start(ctx context.Context, env agent.Env) error {
 	r.status = env.Status
 	r.mu.Unlock()
 	r.ovsdb.OnChange(r.Kick)
+	if b, ok := r.ovsdb.(backgroundRunner); ok {
+		go b.run(ctx, r.cfg, r.Reprogram)
+	}
 	go r.loop(ctx)
 	return nil
+}
+
+// backgroundRunner is an OVSDB with work of its own (keeping connections,
+// watching ovs-vswitchd) that runs while the role does.
+type backgroundRunner interface {
+	run(ctx context.Context, cfg Config, reprogram func())
 }
 
 // Sync replaces the desired state.
@@ -379,35 +388,26 @@ func (r *Role) reconcile(ctx context.Context) error {
 // other run; afterwards it sends only the difference.
 func (r *Role) program(ctx context.Context, bridge string, set FlowSet) error {
 	installed, known := r.installed[bridge]
-	var lines []string
+	var add, del []Flow
+	var staleRuns []uint64
 	if !known {
 		cookies, err := r.of.Cookies(ctx, bridge)
 		if err != nil {
 			return fmt.Errorf("l2: read flows of %s: %w", bridge, err)
 		}
-		for _, f := range set.Sorted() {
-			lines = append(lines, f.AddLine())
-		}
-		stale := map[uint64]bool{}
+		add = set.Sorted()
 		for _, c := range cookies {
-			if run := CookieRun(c); run != r.run && !stale[run] {
-				stale[run] = true
-				lines = append(lines, DeleteRunLine(run))
+			if run := CookieRun(c); run != r.run && !slices.Contains(staleRuns, run) {
+				staleRuns = append(staleRuns, run)
 			}
 		}
 	} else {
-		add, del := set.Diff(installed)
-		for _, f := range add {
-			lines = append(lines, f.AddLine())
-		}
-		for _, f := range del {
-			lines = append(lines, f.DeleteLine())
+		add, del = set.Diff(installed)
+		if len(add)+len(del) == 0 {
+			return nil
 		}
 	}
-	if len(lines) == 0 {
-		return nil
-	}
-	if err := r.of.Bundle(ctx, bridge, lines); err != nil {
+	if err := r.of.Program(ctx, bridge, add, del, staleRuns); err != nil {
 		// What the bridge holds is unknown now: push it whole next time.
 		delete(r.installed, bridge)
 		return fmt.Errorf("l2: program %s: %w", bridge, err)

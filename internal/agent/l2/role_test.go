@@ -90,37 +90,29 @@ func (f *fakeOVS) unplug(name string) {
 	delete(f.view.Bridges["br-int"].Ports, name)
 }
 
-func (f *fakeOVS) Bundle(_ context.Context, bridge string, lines []string) error {
+func (f *fakeOVS) Program(_ context.Context, bridge string, add, del []Flow, deleteRuns []uint64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail {
 		return context.DeadlineExceeded
 	}
 	table := f.flows[bridge]
-	for _, l := range lines {
-		verb, rest, _ := strings.Cut(l, " ")
-		switch verb {
-		case "add":
-			fl := parseFlowLine(rest)
-			table[fl.key] = fl.cookie
-		case "delete_strict":
-			fl := parseFlowLine(rest)
-			delete(table, fl.key)
-		case "delete": // delete cookie=RUN/MASK
-			var run uint64
-			for k, c := range table {
-				if strings.HasPrefix(rest, "cookie=") {
-					run = CookieRun(parseHex(strings.TrimPrefix(strings.Split(rest, "/")[0], "cookie=")))
-				}
-				if CookieRun(c) == run {
-					delete(table, k)
-				}
-			}
+	for _, fl := range add {
+		table[flowKey(fl)] = fl.Cookie
+	}
+	for _, fl := range del {
+		delete(table, flowKey(fl))
+	}
+	for k, c := range table {
+		if slices.Contains(deleteRuns, CookieRun(c)) {
+			delete(table, k)
 		}
 	}
 	f.bundles = append(f.bundles, bridge)
 	return nil
 }
+
+func flowKey(f Flow) string { return itoa(int(f.Table)) + "," + itoa(int(f.Priority)) + "," + f.Match }
 
 func (f *fakeOVS) Cookies(_ context.Context, bridge string) ([]uint64, error) {
 	f.mu.Lock()
@@ -149,39 +141,6 @@ func (f *fakeOVS) hasFlow(bridge, needle string) bool {
 		}
 	}
 	return false
-}
-
-type parsedFlow struct {
-	key    string
-	cookie uint64
-}
-
-// parseFlowLine reads "table=T,priority=P,cookie=C[/-1],MATCH[,actions=…]".
-func parseFlowLine(s string) parsedFlow {
-	s, _, _ = strings.Cut(s, ",actions=")
-	parts := strings.SplitN(s, ",", 4)
-	table := strings.TrimPrefix(parts[0], "table=")
-	prio := strings.TrimPrefix(parts[1], "priority=")
-	cookie := strings.TrimSuffix(strings.TrimPrefix(parts[2], "cookie="), "/-1")
-	match := ""
-	if len(parts) == 4 {
-		match = parts[3]
-	}
-	return parsedFlow{key: table + "," + prio + "," + match, cookie: parseHex(cookie)}
-}
-
-func parseHex(s string) uint64 {
-	var n uint64
-	for _, r := range strings.TrimPrefix(s, "0x") {
-		n <<= 4
-		switch {
-		case r >= '0' && r <= '9':
-			n |= uint64(r - '0')
-		case r >= 'a' && r <= 'f':
-			n |= uint64(r-'a') + 10
-		}
-	}
-	return n
 }
 
 type fakeStatus struct {
@@ -469,16 +428,5 @@ func TestTunnelPortName(t *testing.T) {
 	}
 	if n := TunnelPortName("vxlan", "2001:db8::1"); len(n) > 15 || !strings.HasPrefix(n, "vxlan-") {
 		t.Errorf("IPv6 tunnel name %q", n)
-	}
-}
-
-func TestParseCookies(t *testing.T) {
-	out := []byte("NXST_FLOW reply (xid=0x4):\n cookie=0xabc0000, table=0, priority=10,in_port=1 actions=drop\n priority=0 actions=NORMAL\n cookie=0xabc0000, table=1, actions=drop\n")
-	got, err := parseCookies(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(got, []uint64{0xabc0000, 0}) {
-		t.Errorf("cookies = %#x", got)
 	}
 }

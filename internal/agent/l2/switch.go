@@ -79,10 +79,11 @@ type OVSDB interface {
 
 // OpenFlow programs bridges' flow tables.
 type OpenFlow interface {
-	// Bundle applies the lines of an `ovs-ofctl add-flows` file ("add …",
-	// "delete_strict …", "delete …") to bridge in one OpenFlow 1.4 bundle:
-	// all or nothing.
-	Bundle(ctx context.Context, bridge string, lines []string) error
+	// Program changes bridge's flows in one OpenFlow 1.4 bundle, all or
+	// nothing: it adds (or replaces) add, deletes exactly the flows del
+	// (same table, priority and match), and deletes every flow whose
+	// cookie belongs to one of deleteRuns.
+	Program(ctx context.Context, bridge string, add, del []Flow, deleteRuns []uint64) error
 	// Cookies returns the distinct cookies of the bridge's flows.
 	Cookies(ctx context.Context, bridge string) ([]uint64, error)
 }
