@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -52,9 +53,10 @@ type Neutrino struct {
 }
 
 // StartNeutrino runs `neutrino up` on a fresh state directory and a free
-// port, waits until /healthz answers, and stops the process by its PID when
-// the test ends, also when it fails. The server's log is shown on failure.
-func StartNeutrino(t testing.TB) *Neutrino {
+// port, with any extra flags, waits until /healthz answers, and stops the
+// process by its PID when the test ends, also when it fails. The server's
+// log is shown on failure.
+func StartNeutrino(t testing.TB, flags ...string) *Neutrino {
 	t.Helper()
 	bin := os.Getenv(BinEnv)
 	if bin == "" {
@@ -64,7 +66,7 @@ func StartNeutrino(t testing.TB) *Neutrino {
 	// A free port found by listening and closing may be taken by another
 	// process before neutrino binds it; try a few ports.
 	for range 3 {
-		n, err := startOnce(t, bin)
+		n, err := startOnce(t, bin, flags)
 		if err == nil {
 			return n
 		}
@@ -74,7 +76,7 @@ func StartNeutrino(t testing.TB) *Neutrino {
 	return nil
 }
 
-func startOnce(t testing.TB, bin string) (*Neutrino, error) {
+func startOnce(t testing.TB, bin string, flags []string) (*Neutrino, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -87,7 +89,8 @@ func startOnce(t testing.TB, bin string) (*Neutrino, error) {
 	}
 	defer logFile.Close()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command(bin, "up", "--state-dir", filepath.Join(dir, "state"), "--listen", addr)
+	args := append([]string{"up", "--state-dir", filepath.Join(dir, "state"), "--listen", addr}, flags...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("run %s: %w", bin, err)
@@ -178,22 +181,44 @@ type CLI struct {
 	env []string
 }
 
-// OpenstackCLI returns a CLI for n, or skips t when the client is missing.
+// OpenstackCLI returns a CLI that talks to n without authentication
+// (OS_AUTH_TYPE=none), or skips t when the client is missing.
 func OpenstackCLI(t testing.TB, n *Neutrino) *CLI {
+	t.Helper()
+	return newCLI(t, "OS_AUTH_TYPE=none", "OS_ENDPOINT="+n.URL)
+}
+
+// KeystoneCLI returns a CLI that logs in to Keystone at authURL (v3) as
+// user of project (both in the Default domain) and finds neutrino in
+// Keystone's catalog, as in a production cloud; it skips t when the client
+// is missing.
+func KeystoneCLI(t testing.TB, authURL, user, password, project string) *CLI {
+	t.Helper()
+	return newCLI(t,
+		"OS_AUTH_TYPE=password", "OS_AUTH_URL="+authURL, "OS_IDENTITY_API_VERSION=3",
+		"OS_USERNAME="+user, "OS_PASSWORD="+password, "OS_PROJECT_NAME="+project,
+		"OS_USER_DOMAIN_NAME=Default", "OS_PROJECT_DOMAIN_NAME=Default",
+		"OS_REGION_NAME=RegionOne", "OS_INTERFACE=public")
+}
+
+func newCLI(t testing.TB, osEnv ...string) *CLI {
 	t.Helper()
 	if _, err := os.Stat(openstackCLI); err != nil {
 		t.Skipf("skipping: %s not found; install python3-openstackclient (scripts/install-deps.sh)", openstackCLI)
 	}
 	// A clean environment: no OS_* settings of the person running the tests,
 	// a private HOME for the client's caches, Debian's python first in PATH.
-	env := []string{
+	env := append([]string{
 		"PATH=/usr/bin:/bin:/usr/sbin:/sbin",
 		"HOME=" + t.TempDir(),
 		"LANG=C.UTF-8",
-		"OS_AUTH_TYPE=none",
-		"OS_ENDPOINT=" + n.URL,
-	}
+	}, osEnv...)
 	return &CLI{t: t, env: env}
+}
+
+// With returns a copy of c with more environment variables (NAME=value).
+func (c *CLI) With(env ...string) *CLI {
+	return &CLI{t: c.t, env: append(slices.Clone(c.env), env...)}
 }
 
 // Result is one finished CLI invocation.
