@@ -20,6 +20,7 @@ func Extensions() []Extension {
 		ext("allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs"),
 		ext("binding", "Port Binding", "Expose port bindings of a virtual port to external application"),
 		ext("ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway"),
+		ext("dhcp_agent_scheduler", "DHCP Agent Scheduler", "Schedule networks among dhcp agents"),
 		ext("external-net", "Neutron external network", "Adds external network attribute to network resource."),
 		ext("extra_dhcp_opt", "Neutron Extra DHCP options", "Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, bootfile-name)"),
 		ext("extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"),

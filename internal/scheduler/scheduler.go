@@ -252,8 +252,13 @@ func (s *Scheduler) reconcileTx(ctx context.Context, tx *store.Tx, netID string,
 		}
 		return nil
 	}
-	short := s.opts.AgentsPerNetwork - len(alive)
-	if short > 0 {
+	// Until dead agents may give up their networks, they count as serving
+	// them: they may come back.
+	serving := len(alive)
+	if !removeDead {
+		serving += len(dead)
+	}
+	if short := s.opts.AgentsPerNetwork - serving; short > 0 {
 		var candidates []*agentState
 		for _, a := range agents {
 			if a.usable && !slices.Contains(hostedIDs, a.obj["id"].(string)) {
@@ -267,14 +272,22 @@ func (s *Scheduler) reconcileTx(ctx context.Context, tx *store.Tx, netID string,
 			return compare(x.host, y.host)
 		})
 		for _, a := range candidates[:min(short, len(candidates))] {
+			// A dead agent's network moves with its DHCP port, which the
+			// new agent takes over (the DHCP server keeps its address).
+			if removeDead && len(dead) > 0 {
+				if _, err := s.unschedule(ctx, tx, netID, dead[0], false); err != nil {
+					return err
+				}
+				dead = dead[1:]
+			}
 			if err := s.schedule(ctx, tx, netID, a, subs); err != nil {
 				return err
 			}
 			alive = append(alive, a)
 		}
 	}
-	// A dead agent gives up its networks only once enough alive agents
-	// serve them; until then it may come back and serve them itself.
+	// The other dead agents give up the network once enough alive agents
+	// serve it; until then one may come back and serve it itself.
 	if removeDead && len(alive) >= s.opts.AgentsPerNetwork {
 		for _, a := range dead {
 			if _, err := s.unschedule(ctx, tx, netID, a, false); err != nil {
