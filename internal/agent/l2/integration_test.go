@@ -207,6 +207,8 @@ func (nd *node) startRole() *Role {
 	if state != nil {
 		r.Sync(ctx, state)
 	}
+	// VIFs are plugged into br-int once the agent has made it.
+	waitFor(t, func() bool { _, err := nd.client.Bridge("br-int"); return err == nil }, nd.ns+": br-int made")
 	return r
 }
 

@@ -327,6 +327,13 @@ func (r *Role) reconcile(ctx context.Context) error {
 	}
 	r.mu.Unlock()
 	if d == nil {
+		// Before the first sync only the bridges and their patches are
+		// made, so VIFs can be plugged; no flow is touched.
+		if ch := r.bootstrap(view); !ch.Empty() {
+			if err := r.ovsdb.Apply(ctx, ch); err != nil {
+				return fmt.Errorf("l2: create bridges: %w", err)
+			}
+		}
 		return nil
 	}
 	if !r.recovered {
@@ -465,6 +472,32 @@ func (r *Role) reportStatus(ctx context.Context, d *desiredState, wired map[stri
 	}
 	r.log.Debug("l2: port status reported", "up", up, "down", down)
 	return nil
+}
+
+// bootstrap returns the OVSDB changes that make the bridges and their
+// patch ports exist, whatever the desired state.
+func (r *Role) bootstrap(view OVSView) OVSChanges {
+	cfg := r.cfg
+	var ch OVSChanges
+	for _, br := range cfg.bridges() {
+		if _, ok := view.Bridges[br]; !ok {
+			ch.Bridges = append(ch.Bridges, BridgeSpec{Name: br, DatapathType: cfg.DatapathType, Secure: true})
+		}
+	}
+	patch := func(bridge, name, peer string) {
+		if _, ok := view.Bridges[bridge].Ports[name]; !ok {
+			ch.AddPorts = append(ch.AddPorts, PortSpec{Bridge: bridge, Name: name, Type: "patch", Options: map[string]string{"peer": peer}})
+		}
+	}
+	if cfg.tunnels() {
+		patch(cfg.IntegrationBridge, PatchIntName, PatchTunName)
+		patch(cfg.TunnelBridge, PatchTunName, PatchIntName)
+	}
+	for _, br := range cfg.BridgeMappings {
+		patch(cfg.IntegrationBridge, IntPhysPatchName(br), PhysPatchName(br))
+		patch(br, PhysPatchName(br), IntPhysPatchName(br))
+	}
+	return ch
 }
 
 // plan is what one pass derives from the desired state and OVSDB.

@@ -208,12 +208,30 @@ func reconcile(t *testing.T, r *Role) {
 	}
 }
 
-func TestRoleDoesNothingBeforeTheFirstSync(t *testing.T) {
+func TestRoleOnlyMakesBridgesBeforeTheFirstSync(t *testing.T) {
 	ovs := newFakeOVS()
+	ovs.Apply(context.Background(), OVSChanges{Bridges: []BridgeSpec{{Name: "br-int"}}})
+	ovs.view.Bridges["br-int"].ExternalIDs[LocalVLANKey("net-a")] = "7"
 	r := newTestRole(t, ovs, nil)
 	reconcile(t, r)
-	if len(ovs.view.Bridges) != 0 || len(ovs.bundles) != 0 {
-		t.Fatalf("touched OVS before knowing the desired state: %v %v", ovs.view.Bridges, ovs.bundles)
+	if len(ovs.bundles) != 0 {
+		t.Fatalf("flows programmed before knowing the desired state: %v", ovs.bundles)
+	}
+	v, _ := ovs.View()
+	for _, br := range []string{"br-int", "br-tun", "br-physnet1"} {
+		if _, ok := v.Bridges[br]; !ok {
+			t.Errorf("bridge %s not made at start", br)
+		}
+	}
+	if _, ok := v.Bridges["br-int"].Ports["patch-tun"]; !ok {
+		t.Error("patch to br-tun not made at start")
+	}
+	// The recorded VLAN survives until the sync says what is needed.
+	r.Sync(context.Background(), hostState())
+	reconcile(t, r)
+	v, _ = ovs.View()
+	if got := v.Bridges["br-int"].ExternalIDs[LocalVLANKey("net-a")]; got != "7" {
+		t.Errorf("net-a's recorded local VLAN 7 became %q", got)
 	}
 }
 
