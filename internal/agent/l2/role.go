@@ -15,6 +15,7 @@ import (
 
 	"github.com/neutrino-sdn/neutrino/internal/agent"
 	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
+	"github.com/neutrino-sdn/neutrino/internal/config"
 )
 
 // Config configures the l2 role, as Neutron's [ovs] and [agent] sections.
@@ -34,6 +35,10 @@ type Config struct {
 	BridgeMappings map[string]string
 	// ARPResponder answers ARP requests for remote ports on br-tun.
 	ARPResponder bool
+	// NoL2Population ignores the server's forwarding entries: broadcast
+	// and all unicast to other nodes are flooded to every tunnel endpoint
+	// of the network's type (there is no MAC learning on br-tun).
+	NoL2Population bool
 }
 
 func (c Config) tunnels() bool {
@@ -155,7 +160,7 @@ func (r *Role) Report() msg.ReportState {
 		TunnelTypes:       r.cfg.TunnelTypes,
 		DatapathType:      r.cfg.DatapathType,
 		IntegrationBridge: r.cfg.IntegrationBridge,
-		L2Population:      true,
+		L2Population:      !r.cfg.NoL2Population,
 		ARPResponder:      r.cfg.ARPResponder,
 		Devices:           wired,
 	}
@@ -599,7 +604,13 @@ func (r *Role) plan(view OVSView, d *desiredState) plan {
 		}
 		n := d.networks[id]
 		ln := &LocalNetwork{ID: id, VLAN: vlan, Segment: n.Segment}
-		if fdb, ok := d.fdb[id]; ok && msg.IsTunnel(n.Segment.NetworkType) {
+		if cfg.NoL2Population && msg.IsTunnel(n.Segment.NetworkType) {
+			for _, k := range d.tunnels(cfg) {
+				if k.Type == n.Segment.NetworkType {
+					ln.FloodTo = append(ln.FloodTo, k.RemoteIP)
+				}
+			}
+		} else if fdb, ok := d.fdb[id]; ok && msg.IsTunnel(n.Segment.NetworkType) {
 			for _, ip := range fdb.FloodTo {
 				if ip != cfg.LocalIP {
 					ln.FloodTo = append(ln.FloodTo, ip)
@@ -669,4 +680,22 @@ func (r *Role) plan(view OVSView, d *desiredState) plan {
 		p.changes.DelPorts = nil
 	}
 	return p
+}
+
+// ConfigFrom turns the agent's l2 options into the role's configuration.
+func ConfigFrom(c config.L2Agent) (Config, error) {
+	mappings, err := c.Mappings()
+	if err != nil {
+		return Config{}, err
+	}
+	return Config{
+		IntegrationBridge: c.IntegrationBridge,
+		TunnelBridge:      c.TunnelBridge,
+		DatapathType:      c.DatapathType,
+		LocalIP:           c.LocalIP,
+		TunnelTypes:       slices.Clone(c.TunnelTypes),
+		BridgeMappings:    mappings,
+		ARPResponder:      c.ARPResponder,
+		NoL2Population:    !c.L2Population,
+	}, nil
 }

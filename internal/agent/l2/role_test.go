@@ -448,3 +448,35 @@ func TestTunnelPortName(t *testing.T) {
 		t.Errorf("IPv6 tunnel name %q", n)
 	}
 }
+
+func TestRoleWithoutL2PopulationFloodsToEveryEndpoint(t *testing.T) {
+	ovs := newFakeOVS()
+	cfg := testConfig
+	cfg.NoL2Population = true
+	r, err := New(cfg, ovs, ovs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := hostState()
+	state.L2.TunnelEndpoints = append(state.L2.TunnelEndpoints, msg.TunnelEndpoint{Host: "c", IP: "192.0.2.3", TunnelTypes: []string{"vxlan"}})
+	r.Sync(context.Background(), state)
+	reconcile(t, r)
+	v, _ := ovs.View()
+	b, c := v.Bridges["br-tun"].Ports["vxlan-c0000202"].OFPort, v.Bridges["br-tun"].Ports["vxlan-c0000203"].OFPort
+	if b == 0 || c == 0 {
+		t.Fatalf("tunnel ports missing: %v", v.Bridges["br-tun"].Ports)
+	}
+	want := ",output:" + itoa(b) + ",output:" + itoa(c)
+	found := false
+	for _, f := range r.installed["br-tun"] {
+		if f.Table == TunFlood && f.Match == "dl_vlan=1" {
+			found = strings.HasSuffix(f.Actions, want)
+		}
+		if f.Table == TunUnicast && strings.Contains(f.Match, "dl_dst") {
+			t.Errorf("unicast entry without l2 population: %s", f)
+		}
+	}
+	if !found {
+		t.Errorf("flood list is not every endpoint (%s): %s", want, dump(r.installed["br-tun"]))
+	}
+}
