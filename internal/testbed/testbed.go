@@ -301,6 +301,16 @@ func (n *Node) SeedTunnelNeighbors(ctx context.Context) error {
 	return nil
 }
 
+// RestartVSwitchd restarts the node's ovs-vswitchd, as a crash or upgrade
+// would (flows and conntrack state are lost; OVSDB, the bridges' internal
+// ports and their addresses stay), and seeds the tunnel neighbors again.
+func (n *Node) RestartVSwitchd(ctx context.Context) error {
+	if err := n.OVS.RestartVSwitchd(ctx); err != nil {
+		return fmt.Errorf("testbed: %s: %w", n.Name, err)
+	}
+	return n.SeedTunnelNeighbors(ctx)
+}
+
 // OVSDB connects a client to the node's ovsdb-server, closed when the test
 // ends.
 func (n *Node) OVSDB(t testing.TB) *ovs.Client {

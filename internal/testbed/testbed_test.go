@@ -96,6 +96,20 @@ func TestTwoNodesVXLAN(t *testing.T) {
 		echo = hosts[0].ServeTCPEcho(t, 7)
 		must(t, hosts[1].TCPEcho(ctx, echo, payload))
 
+		// ovs-vswitchd restarts: br-int (fail_mode secure) drops everything
+		// until its flows are pushed again; the underlay comes back by itself.
+		n1 := bed.Nodes[0]
+		must(t, n1.RestartVSwitchd(ctx))
+		if err := hosts[0].Ping(ctx, hosts[1].IP(), 1); err == nil {
+			t.Fatal("ping crossed a br-int without flows")
+		}
+		if addrs, err := n1.Links(t).Addrs(testbed.UnderlayBridge); err != nil || !slices.Contains(addrs, netip.PrefixFrom(n1.TunnelIP, 24)) {
+			t.Fatalf("tunnel IP after the restart: %v, %v", addrs, err)
+		}
+		must(t, n1.OVS.OpenFlow("br-int").ReplaceCookie(ctx, 1, []ovs.Flow{{Priority: 0, Actions: "NORMAL"}}))
+		must(t, hosts[0].Ping(ctx, hosts[1].IP(), 2))
+		must(t, hosts[0].TCPEcho(ctx, netip.AddrPortFrom(hosts[1].IP(), 7), payload))
+
 		// Nothing reaches an address no endpoint has.
 		if err := hosts[0].Ping(ctx, netip.MustParseAddr("10.10.0.99"), 1); err == nil {
 			t.Fatal("ping to an unused address answered")

@@ -272,6 +272,12 @@ func TestOVSDBBridgesPortsAndEvents(t *testing.T) {
 	if ev.Kind != ovs.InterfaceUpdated || ev.Old.ExternalIDs["iface-status"] != "active" || ev.Interface.ExternalIDs["iface-status"] != "" {
 		t.Fatalf("external_ids update event %+v", ev)
 	}
+	if err := c.SetPortTags(ctx, map[string]int{"tap1": 7, "nope": 8}); !errors.Is(err, ovs.ErrNotFound) {
+		t.Fatalf("tags with a missing port: %v", err)
+	}
+	if ports, _ := c.Ports("br-int"); ports[slices.IndexFunc(ports, func(p ovs.PortState) bool { return p.Name == "tap1" })].Tag != 5 {
+		t.Fatal("a failed SetPortTags changed a tag")
+	}
 	must(t, c.SetPortTag(ctx, "tap1", 0))
 	if ports, _ := c.Ports("br-int"); ports[slices.IndexFunc(ports, func(p ovs.PortState) bool { return p.Name == "tap1" })].Tag != 0 {
 		t.Fatal("tag not cleared")
@@ -356,6 +362,11 @@ func TestOVSDBBridgesPortsAndEvents(t *testing.T) {
 	}
 	if got := c.BridgeNames(); !slices.Equal(got, []string{"br-int"}) {
 		t.Fatalf("bridges %v", got)
+	}
+	// ovs-vswitchd removes a deleted bridge's internal port device.
+	must(t, c.WaitVSwitchd(ctx))
+	if h.Exists("br-tun") || !h.Exists("br-int") {
+		t.Fatalf("internal port devices after deleting br-tun: br-tun %v, br-int %v", h.Exists("br-tun"), h.Exists("br-int"))
 	}
 
 	// The watch ends with the connection.
@@ -486,4 +497,51 @@ func BenchmarkBundle10kFlows(b *testing.B) {
 	delStart := time.Now()
 	must(b, of.DeleteCookie(ctx, 0, 0))
 	b.Logf("deleting every flow by cookie mask: %v", time.Since(delStart))
+}
+
+// BenchmarkOVSDB500Ports creates 500 ports one transaction each, then runs
+// a resync pass over them (every EnsurePort a no-op) and a listing, and
+// prints the time of each: the OVSDB share of an agent's wiring and resync.
+func BenchmarkOVSDB500Ports(b *testing.B) {
+	d, _ := startOVS(b)
+	ctx := context.Background()
+	c := connect(b, d)
+	must(b, c.EnsureBridge(ctx, intBridge))
+	const n = 500
+	for i := 0; b.Loop(); i++ {
+		ports := make([]ovs.Port, n)
+		for j := range ports {
+			ports[j] = ovs.Port{
+				Name: fmt.Sprintf("p%d-%d", i, j), Type: "patch", Options: map[string]string{"peer": "none"},
+				ExternalIDs: map[string]string{"iface-id": fmt.Sprintf("port-%d", j)}, Tag: j%4094 + 1,
+			}
+		}
+		start := time.Now()
+		for _, p := range ports {
+			must(b, c.EnsurePort(ctx, "br-int", p))
+		}
+		created := time.Since(start)
+		start = time.Now()
+		for _, p := range ports {
+			must(b, c.EnsurePort(ctx, "br-int", p))
+		}
+		resynced := time.Since(start)
+		start = time.Now()
+		if got := len(c.Interfaces()); got < n {
+			b.Fatalf("%d interfaces", got)
+		}
+		listed := time.Since(start)
+		tags := map[string]int{}
+		for _, p := range ports {
+			tags[p.Name] = p.Tag%4094 + 1
+		}
+		start = time.Now()
+		must(b, c.SetPortTags(ctx, tags))
+		retagged := time.Since(start)
+		b.Logf("%d ports: create %v (%v each), no-op resync %v, list %v, retag all in one transaction %v",
+			n, created, created/n, resynced, listed, retagged)
+		for _, p := range ports {
+			must(b, c.DeletePort(ctx, p.Name))
+		}
+	}
 }

@@ -122,11 +122,11 @@ func (c *Client) onChange(table string, old, cur model.Model) {
 	}
 	var oldState, newState *InterfaceState
 	if old != nil {
-		s := c.interfaceState(old.(*interfaceRow))
+		s := c.interfaceState(old.(*interfaceRow), nil)
 		oldState = &s
 	}
 	if cur != nil {
-		s := c.interfaceState(cur.(*interfaceRow))
+		s := c.interfaceState(cur.(*interfaceRow), nil)
 		newState = &s
 	}
 	for _, w := range ws {
@@ -692,28 +692,48 @@ func (c *Client) DeletePort(ctx context.Context, name string) error {
 // SetPortTag sets the access VLAN of an existing port (0 removes it), as
 // the l2 agent does for VIF ports it did not create.
 func (c *Client) SetPortTag(ctx context.Context, name string, tag int) error {
-	if tag < 0 || tag > 4095 {
-		return fmt.Errorf("ovs: port %s: VLAN tag %d out of range 0-4095", name, tag)
+	return c.SetPortTags(ctx, map[string]int{name: tag})
+}
+
+// SetPortTags sets the access VLANs of existing ports (0 removes a tag) in
+// one transaction, for an agent's resync; ports already right are skipped.
+func (c *Client) SetPortTags(ctx context.Context, tags map[string]int) error {
+	what := fmt.Sprintf("set VLAN tags of %d ports", len(tags))
+	if len(tags) == 1 {
+		for name := range tags {
+			what = "set tag of port " + name
+		}
 	}
-	p, ok := c.portRow(name)
-	if !ok {
-		return fmt.Errorf("ovs: set tag of port %s: %w", name, ErrNotFound)
-	}
-	if intPtrIs(p.Tag, tag) {
-		return nil
-	}
-	update := *p
-	update.Tag = nil
-	if tag != 0 {
-		update.Tag = &tag
-	}
-	ops, err := c.ovs.Where(p).Update(&update, &update.Tag)
-	if err != nil {
-		return fmt.Errorf("ovs: set tag of port %s: %w", name, err)
-	}
-	return c.transact(ctx, "set tag of port "+name, ops, func() bool {
+	var ops []ovsdb.Operation
+	for name, tag := range tags {
+		if tag < 0 || tag > 4095 {
+			return fmt.Errorf("ovs: port %s: VLAN tag %d out of range 0-4095", name, tag)
+		}
 		p, ok := c.portRow(name)
-		return !ok || intPtrIs(p.Tag, tag)
+		if !ok {
+			return fmt.Errorf("ovs: %s: port %s: %w", what, name, ErrNotFound)
+		}
+		if intPtrIs(p.Tag, tag) {
+			continue
+		}
+		update := *p
+		update.Tag = nil
+		if tag != 0 {
+			update.Tag = &tag
+		}
+		op, err := c.ovs.Where(p).Update(&update, &update.Tag)
+		if err != nil {
+			return fmt.Errorf("ovs: %s: %w", what, err)
+		}
+		ops = append(ops, op...)
+	}
+	return c.transact(ctx, what, ops, func() bool {
+		for name, tag := range tags {
+			if p, ok := c.portRow(name); ok && !intPtrIs(p.Tag, tag) {
+				return false
+			}
+		}
+		return true
 	})
 }
 
@@ -814,7 +834,37 @@ type InterfaceState struct {
 	Error                string
 }
 
-func (c *Client) interfaceState(r *interfaceRow) InterfaceState {
+// attachments maps interface UUIDs to the names of the port and bridge
+// holding them.
+type attachments struct {
+	port, bridge map[string]string
+}
+
+// attachmentsOf indexes every port and bridge once, for listings.
+func (c *Client) attachmentsOf() attachments {
+	var ports []portRow
+	var bridges []bridgeRow
+	c.ovs.List(context.Background(), &ports)
+	c.ovs.List(context.Background(), &bridges)
+	bridgeOfPort := map[string]string{}
+	for _, b := range bridges {
+		for _, pu := range b.Ports {
+			bridgeOfPort[pu] = b.Name
+		}
+	}
+	a := attachments{port: map[string]string{}, bridge: map[string]string{}}
+	for _, p := range ports {
+		for _, iu := range p.Interfaces {
+			a.port[iu] = p.Name
+			a.bridge[iu] = bridgeOfPort[p.UUID]
+		}
+	}
+	return a
+}
+
+// interfaceState converts a row; a nil index looks the row's port and
+// bridge up alone.
+func (c *Client) interfaceState(r *interfaceRow, index *attachments) InterfaceState {
 	s := InterfaceState{
 		UUID: r.UUID, Name: r.Name, Type: r.Type,
 		IfaceID: r.ExternalIDs["iface-id"], AttachedMAC: r.ExternalIDs["attached-mac"],
@@ -832,7 +882,9 @@ func (c *Client) interfaceState(r *interfaceRow) InterfaceState {
 	if r.Error != nil {
 		s.Error = *r.Error
 	}
-	if p, ok := c.portOfInterface(r.UUID); ok {
+	if index != nil {
+		s.Port, s.Bridge = index.port[r.UUID], index.bridge[r.UUID]
+	} else if p, ok := c.portOfInterface(r.UUID); ok {
 		s.Port = p.Name
 		if b, ok := c.bridgeOfPort(p.UUID); ok {
 			s.Bridge = b.Name
@@ -848,16 +900,17 @@ func (c *Client) Interface(name string) (InterfaceState, error) {
 	if !ok {
 		return InterfaceState{}, fmt.Errorf("ovs: interface %s: %w", name, ErrNotFound)
 	}
-	return c.interfaceState(r), nil
+	return c.interfaceState(r, nil), nil
 }
 
 // Interfaces lists every interface, sorted by name.
 func (c *Client) Interfaces() []InterfaceState {
 	var rows []interfaceRow
 	c.ovs.List(context.Background(), &rows)
+	index := c.attachmentsOf()
 	out := make([]InterfaceState, 0, len(rows))
 	for i := range rows {
-		out = append(out, c.interfaceState(&rows[i]))
+		out = append(out, c.interfaceState(&rows[i], &index))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -878,6 +931,7 @@ func (c *Client) Ports(bridge string) ([]PortState, error) {
 	if !ok {
 		return nil, fmt.Errorf("ovs: ports of bridge %s: %w", bridge, ErrNotFound)
 	}
+	index := c.attachmentsOf()
 	var out []PortState
 	for _, pu := range b.Ports {
 		p := &portRow{UUID: pu}
@@ -891,7 +945,7 @@ func (c *Client) Ports(bridge string) ([]PortState, error) {
 		for _, iu := range p.Interfaces {
 			r := &interfaceRow{UUID: iu}
 			if err := c.ovs.Get(context.Background(), r); err == nil {
-				ps.Interfaces = append(ps.Interfaces, c.interfaceState(r))
+				ps.Interfaces = append(ps.Interfaces, c.interfaceState(r, &index))
 			}
 		}
 		out = append(out, ps)
