@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/neutrino-sdn/neutrino/internal/agent/roles"
 	"github.com/neutrino-sdn/neutrino/internal/config"
 	"github.com/neutrino-sdn/neutrino/internal/server"
 )
@@ -35,17 +36,21 @@ OpenStack Networking API v2.0, so the openstack CLI, gophercloud and Terraform
 work against it unchanged.
 
   neutrino up       run everything on this machine (all-in-one)
-  neutrino server   run the API server`,
+  neutrino server   run the API server
+  neutrino agent    run a node agent (l2, dhcp) that the servers drive over NATS`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd(), upCmd())
+	root.AddCommand(serverCmd(), upCmd(), agentCmd())
 	return root
 }
 
 // serverFlags are the flags shared by server and up; they override the file.
 type serverFlags struct {
 	configFile, listen, database, authMode, keystoneURL, stateDir, logFormat string
+	natsURL, natsListen                                                      string
+	// upNATSListen is up's embedded NATS address unless file or flag say.
+	upNATSListen string
 }
 
 func (f *serverFlags) add(cmd *cobra.Command) {
@@ -57,6 +62,8 @@ func (f *serverFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.keystoneURL, "keystone-url", "", "Keystone v3 URL for --auth keystone, e.g. http://127.0.0.1:5000/v3")
 	fl.StringVar(&f.stateDir, "state-dir", config.DefaultStateDir(), "directory for the embedded database and local state")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fl.StringVar(&f.natsURL, "nats-url", "", "external NATS server or cluster for the agents' bus (default: an embedded NATS server)")
+	fl.StringVar(&f.natsListen, "nats-listen", f.upNATSListen, "address where the embedded NATS server accepts agents on other hosts (empty: in-process only)")
 }
 
 // load reads the config file and applies the flags the user set.
@@ -76,6 +83,11 @@ func (f *serverFlags) load(cmd *cobra.Command) (config.Config, error) {
 	set("keystone-url", &cfg.Keystone.URL, f.keystoneURL)
 	set("state-dir", &cfg.StateDir, f.stateDir)
 	set("log-format", &cfg.LogFormat, f.logFormat)
+	set("nats-url", &cfg.NATS.URL, f.natsURL)
+	set("nats-listen", &cfg.NATS.Listen, f.natsListen)
+	if !cmd.Flags().Changed("nats-listen") && cfg.NATS.URL == "" && cfg.NATS.Listen == "" {
+		cfg.NATS.Listen = f.upNATSListen
+	}
 	return cfg, nil
 }
 
@@ -112,7 +124,8 @@ one PostgreSQL database. With the default SQLite database it runs alone.`,
 }
 
 func upCmd() *cobra.Command {
-	f := &serverFlags{}
+	// The all-in-one's agent and agents on other hosts find the bus here.
+	f := &serverFlags{upNATSListen: "127.0.0.1:4222"}
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run neutrino all-in-one on this machine",
@@ -141,5 +154,50 @@ func runServer(ctx context.Context, cfg config.Config) error {
 	}
 	return srv.Serve(ctx, func(addr string) {
 		fmt.Fprintf(os.Stderr, "neutrino is serving the Networking API at http://%s (database %s)\n", addr, cfg.DatabaseURL())
+		if u := srv.NATSURL(); u != "" {
+			fmt.Fprintf(os.Stderr, "agents connect to the bus at %s\n", u)
+		}
 	})
+}
+
+func agentCmd() *cobra.Command {
+	var configFile, host, natsURL, logFormat string
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run a node agent (roles l2, dhcp from the config)",
+		Long: `Run the neutrino agent of this node. It reports its state to the servers over
+NATS, takes the desired state of its host from them and wires it: the l2 role
+on the local Open vSwitch, the dhcp role in qdhcp-* namespaces. Roles and
+options come from the [agent] section of the config file (docs/configuration.md).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(configFile)
+			if err != nil {
+				return err
+			}
+			fl := cmd.Flags()
+			if fl.Changed("host") {
+				cfg.Agent.Host = host
+			}
+			if fl.Changed("nats-url") {
+				cfg.NATS.URL = natsURL
+			}
+			if fl.Changed("log-format") {
+				cfg.LogFormat = logFormat
+			}
+			log := newLogger(cfg)
+			conn, err := roles.Connect(cfg.NATS.URL, log)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			return roles.Run(cmd.Context(), cfg.Agent, conn, log)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&configFile, "config", "", "configuration file (TOML); see docs/configuration.md")
+	fl.StringVar(&host, "host", "", "this node's name, as ports' binding:host_id names it (default: the host name)")
+	fl.StringVar(&natsURL, "nats-url", "", "the servers' NATS, e.g. nats://controller:4222 (default "+roles.DefaultNATSURL+")")
+	fl.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	return cmd
 }

@@ -81,8 +81,10 @@ type Agent struct {
 // L2Agent configures the l2 role (Open vSwitch), as Neutron's [ovs] and
 // [agent] sections of the OVS agent.
 type L2Agent struct {
-	// OVSDB is the ovsdb-server connection, "unix:PATH" or "tcp:HOST:PORT".
-	OVSDB string `koanf:"ovsdb"`
+	// OVSRunDir is the run directory of the local Open vSwitch: its
+	// db.sock, ovs-vswitchd's pid file and control socket, and the
+	// bridges' OpenFlow management sockets.
+	OVSRunDir string `koanf:"ovs_run_dir"`
 	// IntegrationBridge is where VIFs plug in.
 	IntegrationBridge string `koanf:"integration_bridge"`
 	// TunnelBridge holds the tunnel ports.
@@ -161,7 +163,7 @@ func Default() Config {
 			ReportInterval: 10 * time.Second,
 			ResyncInterval: 60 * time.Second,
 			L2: L2Agent{
-				OVSDB:             "unix:/var/run/openvswitch/db.sock",
+				OVSRunDir:         "/var/run/openvswitch",
 				IntegrationBridge: "br-int",
 				TunnelBridge:      "br-tun",
 				DatapathType:      "netdev",

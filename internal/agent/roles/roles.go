@@ -1,0 +1,90 @@
+// Package roles owns the making of an agent's roles from its
+// configuration, and running a whole agent process: `neutrino agent` and
+// the agent inside `neutrino up` both go through Run. It lives apart from
+// package agent because the roles import agent.
+package roles
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/neutrino-sdn/neutrino/internal/agent"
+	"github.com/neutrino-sdn/neutrino/internal/agent/l2"
+	"github.com/neutrino-sdn/neutrino/internal/bus"
+	"github.com/neutrino-sdn/neutrino/internal/config"
+	"github.com/neutrino-sdn/neutrino/internal/dataplane/ovs"
+)
+
+// DefaultNATSURL is where an agent finds the bus when nats.url is empty:
+// the embedded NATS of a server on the same host.
+const DefaultNATSURL = "nats://127.0.0.1:4222"
+
+// New makes the configured roles.
+func New(cfg config.Agent, log *slog.Logger) ([]agent.Role, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var out []agent.Role
+	for _, name := range cfg.Roles {
+		switch name {
+		case config.RoleL2:
+			r, err := newL2(cfg.L2, log)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
+		default:
+			return nil, fmt.Errorf("agent: role %q is not built into this neutrino yet", name)
+		}
+	}
+	return out, nil
+}
+
+func newL2(cfg config.L2Agent, log *slog.Logger) (agent.Role, error) {
+	inst, ok := ovs.DetectIn(cfg.OVSRunDir)
+	if !ok {
+		return nil, fmt.Errorf("agent: l2 role: no Open vSwitch answers in %s (its db.sock and a running ovs-vswitchd); start openvswitch-switch or set agent.l2.ovs_run_dir", cfg.OVSRunDir)
+	}
+	mappings, err := cfg.Mappings()
+	if err != nil {
+		return nil, err
+	}
+	r, err := l2.Open(l2.Config{
+		IntegrationBridge: cfg.IntegrationBridge, TunnelBridge: cfg.TunnelBridge,
+		DatapathType: cfg.DatapathType, LocalIP: cfg.LocalIP, TunnelTypes: cfg.TunnelTypes,
+		BridgeMappings: mappings, ARPResponder: cfg.ARPResponder,
+	}, inst, log)
+	if err != nil {
+		return nil, fmt.Errorf("agent: l2 role: %w", err)
+	}
+	return r, nil
+}
+
+// Run runs an agent with the configured roles on conn until ctx ends.
+func Run(ctx context.Context, cfg config.Agent, conn *bus.Conn, log *slog.Logger) error {
+	host, err := cfg.HostName()
+	if err != nil {
+		return err
+	}
+	rs, err := New(cfg, log)
+	if err != nil {
+		return err
+	}
+	a, err := agent.New(conn, agent.Options{
+		Host: host, Roles: rs, ReportInterval: cfg.ReportInterval, ResyncInterval: cfg.ResyncInterval, Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("neutrino agent running", "host", host, "roles", cfg.Roles)
+	return a.Run(ctx)
+}
+
+// Connect dials the bus of an agent: nats.url, or DefaultNATSURL.
+func Connect(natsURL string, log *slog.Logger) (*bus.Conn, error) {
+	if natsURL == "" {
+		natsURL = DefaultNATSURL
+	}
+	return bus.Connect(natsURL, "neutrino-agent", log)
+}
