@@ -127,7 +127,7 @@ func runAgent(t *testing.T, e *bus.Embedded, role agent.Role, opts agent.Options
 	return a
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !cond() {
