@@ -144,12 +144,15 @@ func (s *Scheduler) Check(ctx context.Context) error {
 	return s.scheduleShort(ctx, s.opts.Now().Sub(s.started) >= s.opts.DownTime)
 }
 
-// scheduleShort reconciles every network that has DHCP subnets.
+// scheduleShort reconciles the networks whose DHCP agents are not right:
+// short of agents (counting dead ones unless removeDead), hosted by dead
+// agents that may give them up (removeDead), or hosted without needing it.
+// Most checks find none, and cost one read.
 func (s *Scheduler) scheduleShort(ctx context.Context, removeDead bool) error {
 	var netIDs []string
 	err := s.svc.DB().View(ctx, func(tx *store.Tx) error {
 		var err error
-		netIDs, err = s.dhcpNetworks(ctx, tx)
+		netIDs, err = s.networksToFix(ctx, tx, removeDead)
 		return err
 	})
 	if err != nil {
@@ -164,26 +167,73 @@ func (s *Scheduler) scheduleShort(ctx context.Context, removeDead bool) error {
 	return errors.Join(errs...)
 }
 
-// dhcpNetworks lists the networks with a DHCP-enabled subnet or a DHCP
-// agent.
-func (s *Scheduler) dhcpNetworks(ctx context.Context, tx *store.Tx) ([]string, error) {
+func (s *Scheduler) networksToFix(ctx context.Context, tx *store.Tx, removeDead bool) ([]string, error) {
 	subs, err := tx.List(ctx, s.subnets, store.Where{})
 	if err != nil {
 		return nil, err
 	}
-	var ids []string
+	needed := map[string]bool{}
 	for _, sub := range subs {
 		if on, _ := sub["enable_dhcp"].(bool); on {
-			ids = append(ids, sub["network_id"].(string))
+			needed[sub["network_id"].(string)] = true
 		}
 	}
-	hosted, err := queryStrings(ctx, tx, `SELECT DISTINCT network_id FROM network_dhcp_agents`)
+	agents, err := s.dhcpAgents(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
-	ids = append(ids, hosted...)
-	slices.Sort(ids)
-	return slices.Compact(ids), nil
+	usable := map[string]bool{}
+	usableTotal := 0
+	for _, a := range agents {
+		usable[a.obj["id"].(string)] = a.usable
+		if a.usable {
+			usableTotal++
+		}
+	}
+	rows, err := tx.Query(ctx, `SELECT network_id, agent_id FROM network_dhcp_agents`)
+	if err != nil {
+		return nil, fmt.Errorf("read DHCP bindings: %w", err)
+	}
+	// Per network: agents counted as serving it, alive agents hosting it,
+	// and whether a dead agent hosts it.
+	serving, aliveHosting, deadHosting := map[string]int{}, map[string]int{}, map[string]bool{}
+	hosted := map[string]bool{}
+	for rows.Next() {
+		var netID, agentID string
+		if err := rows.Scan(&netID, &agentID); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read DHCP bindings: %w", err)
+		}
+		hosted[netID] = true
+		if usable[agentID] {
+			aliveHosting[netID]++
+		} else {
+			deadHosting[netID] = true
+		}
+		if usable[agentID] || !removeDead {
+			serving[netID]++
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read DHCP bindings: %w", err)
+	}
+	var out []string
+	for id := range hosted {
+		candidates := usableTotal - aliveHosting[id]
+		movable := removeDead && deadHosting[id] && (candidates > 0 || aliveHosting[id] >= s.opts.AgentsPerNetwork)
+		if !needed[id] || movable {
+			out = append(out, id)
+		}
+	}
+	for id := range needed {
+		candidates := usableTotal - aliveHosting[id]
+		if serving[id] < s.opts.AgentsPerNetwork && candidates > 0 && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // Schedule makes a network's DHCP agents right: enough alive agents while
