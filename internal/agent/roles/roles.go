@@ -46,15 +46,11 @@ func newL2(cfg config.L2Agent, log *slog.Logger) (agent.Role, error) {
 	if !ok {
 		return nil, fmt.Errorf("agent: l2 role: no Open vSwitch answers in %s (its db.sock and a running ovs-vswitchd); start openvswitch-switch or set agent.l2.ovs_run_dir", cfg.OVSRunDir)
 	}
-	mappings, err := cfg.Mappings()
+	l2cfg, err := l2.ConfigFrom(cfg)
 	if err != nil {
 		return nil, err
 	}
-	r, err := l2.Open(l2.Config{
-		IntegrationBridge: cfg.IntegrationBridge, TunnelBridge: cfg.TunnelBridge,
-		DatapathType: cfg.DatapathType, LocalIP: cfg.LocalIP, TunnelTypes: cfg.TunnelTypes,
-		BridgeMappings: mappings, ARPResponder: cfg.ARPResponder,
-	}, inst, log)
+	r, err := l2.Open(l2cfg, inst, log)
 	if err != nil {
 		return nil, fmt.Errorf("agent: l2 role: %w", err)
 	}
