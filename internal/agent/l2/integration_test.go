@@ -35,7 +35,7 @@ const physnet = "physnet1"
 
 // bed is a set of nodes and VMs, removed when the test ends.
 type bed struct {
-	t      *testing.T
+	t      testing.TB
 	prefix string
 	nodes  []*node
 	mu     sync.Mutex
@@ -63,7 +63,7 @@ type vm struct {
 	ip            netip.Prefix
 }
 
-func requireDataplane(t *testing.T) {
+func requireDataplane(t testing.TB) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("skipping: integration test (needs root and Open vSwitch) in -short mode")
@@ -83,7 +83,7 @@ func randomHex(n int) string {
 }
 
 // newBed makes n nodes joined by an underlay and a provider segment.
-func newBed(t *testing.T, n int) *bed {
+func newBed(t testing.TB, n int) *bed {
 	t.Helper()
 	requireDataplane(t)
 	b := &bed{t: t, prefix: "l2t" + randomHex(3)}
@@ -319,7 +319,7 @@ func (b *bed) waitPing(from *vm, ip string) {
 }
 
 // waitWired waits until the node reported the port up.
-func (nd *node) waitWired(t *testing.T, portID string) {
+func (nd *node) waitWired(t testing.TB, portID string) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
@@ -329,13 +329,13 @@ func (nd *node) waitWired(t *testing.T, portID string) {
 		if up {
 			return
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
 	t.Fatalf("%s: port %s never reported up; role stats %+v", nd.ns, portID, nd.role.Stats())
 }
 
 // flows returns a bridge's flows without cookies and counters, sorted.
-func (nd *node) flows(t *testing.T, bridge string) []string {
+func (nd *node) flows(t testing.TB, bridge string) []string {
 	t.Helper()
 	flows, err := nd.tryFlows(bridge)
 	if err != nil {
@@ -698,7 +698,7 @@ func TestIntegrationTunnelTypes(t *testing.T) {
 }
 
 // settledFlows returns a bridge's flows once they stopped changing.
-func (nd *node) settledFlows(t *testing.T, bridge string) []string {
+func (nd *node) settledFlows(t testing.TB, bridge string) []string {
 	t.Helper()
 	var last []string
 	stable := 0
@@ -710,19 +710,19 @@ func (nd *node) settledFlows(t *testing.T, bridge string) []string {
 			stable = 0
 		}
 		last = cur
-		return stable >= 5
+		return stable >= 20
 	}, "flows of "+bridge+" settle")
 	return last
 }
 
-func waitFor(t *testing.T, cond func() bool, what string) {
+func waitFor(t testing.TB, cond func() bool, what string) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		if cond() {
 			return
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("timed out waiting: %s", what)
 }
