@@ -181,3 +181,49 @@ func TestProviderVLANAndExternal(t *testing.T) {
 	echo := bed.Outside.ServeTCPEcho(t, 80)
 	must(t, gw.TCPEcho(ctx, echo, []byte("hello from the external network")))
 }
+
+// Geneve and GRE tunnels carry the same traffic in the userspace datapath;
+// the tunnel port changes type in place.
+func TestTwoNodesGeneveAndGRE(t *testing.T) {
+	bed := testbed.New(t, testbed.Spec{Nodes: 2})
+	ctx := ctxFor(t)
+	var hosts []*testbed.Host
+	for _, n := range bed.Nodes {
+		db := n.OVSDB(t)
+		must(t, db.EnsureBridge(ctx, tenantBridge))
+		// GRE's overhead differs from VXLAN's: 1400 suits both.
+		h := bed.AddHost(t, testbed.HostSpec{
+			Name: "vm" + n.Name[4:], PeerNetns: n.Netns, PeerName: "tap-vm", MTU: 1400,
+			Addr: netip.MustParsePrefix("10.20.0." + n.Name[4:] + "/24"),
+		})
+		hosts = append(hosts, h)
+		must(t, db.EnsurePort(ctx, "br-int", ovs.Port{Name: h.PeerName}))
+		must(t, n.OVS.OpenFlow("br-int").ReplaceCookie(ctx, 1, []ovs.Flow{{Priority: 0, Actions: "NORMAL"}}))
+	}
+	payload := make([]byte, 256<<10)
+	rand.Read(payload)
+	echo := hosts[1].ServeTCPEcho(t, 7)
+	for _, tc := range []struct{ typ, filter, marker string }{
+		{"geneve", "udp port 6081", "Geneve"},
+		{"gre", "proto gre", "GRE"},
+	} {
+		for i, n := range bed.Nodes {
+			db := n.OVSDB(t)
+			must(t, db.EnsurePort(ctx, "br-int", ovs.Port{Name: "tun0", Type: tc.typ, Options: map[string]string{
+				"remote_ip": bed.Nodes[1-i].TunnelIP.String(), "local_ip": n.TunnelIP.String(), "key": "100",
+			}}))
+			must(t, db.WaitVSwitchd(ctx))
+		}
+		capture := bed.Capture(t, bed.Fabric, bed.Nodes[0].FabricUnderlay, tc.filter)
+		if err := hosts[0].Ping(ctx, hosts[1].IP(), 2); err != nil {
+			t.Fatalf("%s: %v", tc.typ, err)
+		}
+		if err := hosts[0].TCPEcho(ctx, echo, payload); err != nil {
+			t.Fatalf("%s: %v", tc.typ, err)
+		}
+		if _, err := capture.Wait(ctx, tc.marker); err != nil {
+			t.Fatalf("%s: %v\n%s", tc.typ, err, strings.Join(capture.Lines(), "\n"))
+		}
+		capture.Stop()
+	}
+}
