@@ -40,8 +40,18 @@ const (
 )
 
 // HostSubject is the subject on which a host's agent receives its
-// notifications.
-func HostSubject(host string) string { return "neutrino.host." + host }
+// notifications. NATS subjects split on dots and refuse spaces and
+// wildcards, so every character of the host name other than letters,
+// digits, '-' and '_' becomes '_' ("compute1.example" → "compute1_example").
+func HostSubject(host string) string {
+	b := []byte(host)
+	for i, c := range b {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return "neutrino.host." + string(b)
+}
 
 // Agent types, as Neutron names them (shown by GET /v2.0/agents).
 const (

@@ -57,3 +57,14 @@ func decode(data []byte) (msg.Notification, error) {
 	err := json.Unmarshal(data, &n)
 	return n, err
 }
+
+func TestHostSubjectIsOneToken(t *testing.T) {
+	for host, want := range map[string]string{
+		"compute1": "neutrino.host.compute1", "compute1.example.com": "neutrino.host.compute1_example_com",
+		"a b*>": "neutrino.host.a_b__", "node-2_x": "neutrino.host.node-2_x",
+	} {
+		if got := msg.HostSubject(host); got != want {
+			t.Errorf("HostSubject(%q) = %q, want %q", host, got, want)
+		}
+	}
+}
