@@ -81,6 +81,8 @@ type Role struct {
 	installed   map[string]FlowSet
 	problems    string
 	sent        map[string]sentStatus
+
+	metrics *metrics
 }
 
 // Stats tell what the role did, for tests, benchmarks and metrics.
@@ -128,6 +130,7 @@ func New(cfg Config, db OVSDB, of OpenFlow, log *slog.Logger) (*Role, error) {
 		installed: map[string]FlowSet{},
 		sent:      map[string]sentStatus{},
 		stats:     Stats{Flows: map[string]int{}},
+		metrics:   newMetrics(),
 	}, nil
 }
 
@@ -308,7 +311,13 @@ func (r *Role) loop(ctx context.Context) {
 func (r *Role) Reconcile(ctx context.Context) error {
 	r.reconcileMu.Lock()
 	defer r.reconcileMu.Unlock()
+	start := time.Now()
 	err := r.reconcile(ctx)
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	r.metrics.reconcile.WithLabelValues(result).Observe(time.Since(start).Seconds())
 	r.mu.Lock()
 	if err != nil {
 		r.stats.LastError = err.Error()
@@ -382,6 +391,7 @@ func (r *Role) reconcile(ctx context.Context) error {
 	if !intOK {
 		p.wired = nil
 	}
+	r.metrics.wired.Set(float64(len(p.wired)))
 	r.mu.Lock()
 	r.stats.Wired = len(p.wired)
 	for b, set := range r.installed {
@@ -425,13 +435,26 @@ func (r *Role) program(ctx context.Context, bridge string, set FlowSet) error {
 		return fmt.Errorf("l2: program %s: %w", bridge, err)
 	}
 	r.installed[bridge] = set
+	r.metrics.observeFlows(bridge, r.bridgeRole(bridge), set)
 	if !known {
+		r.metrics.fullPushes.Inc()
 		r.mu.Lock()
 		r.stats.FullPushes++
 		r.mu.Unlock()
 		r.log.Debug("l2: bridge programmed whole", "bridge", bridge, "flows", len(set), "run", fmt.Sprintf("%#x", r.run))
 	}
 	return nil
+}
+
+// bridgeRole says which part of the pipeline a bridge holds.
+func (r *Role) bridgeRole(bridge string) string {
+	switch bridge {
+	case r.cfg.IntegrationBridge:
+		return RoleIntegration
+	case r.cfg.TunnelBridge:
+		return RoleTunnel
+	}
+	return RolePhysical
 }
 
 // reportStatus tells the server which ports went up (wired) or down (not

@@ -8,6 +8,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/neutrino-sdn/neutrino/internal/agent"
 	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
 )
@@ -391,6 +394,43 @@ func TestRoleRestartReplacesFlowsInPlace(t *testing.T) {
 	}
 	if s := second.Stats(); s.FullPushes != 3 {
 		t.Errorf("full pushes = %d, want one per bridge (3)", s.FullPushes)
+	}
+}
+
+// metricValue reads a gauge or counter.
+func metricValue(c prometheus.Collector) float64 {
+	ch := make(chan prometheus.Metric, 1)
+	c.Collect(ch)
+	var m dto.Metric
+	(<-ch).Write(&m)
+	if m.Counter != nil {
+		return m.Counter.GetValue()
+	}
+	return m.Gauge.GetValue()
+}
+
+func TestRoleMetrics(t *testing.T) {
+	ovs := newFakeOVS()
+	r := newTestRole(t, ovs, nil)
+	reg := prometheus.NewRegistry()
+	if err := r.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	r.Sync(context.Background(), hostState())
+	reconcile(t, r)
+	ovs.plug("tap1", "port-1")
+	reconcile(t, r)
+	if got := metricValue(r.metrics.wired); got != 1 {
+		t.Errorf("ports_wired = %v, want 1", got)
+	}
+	if got := metricValue(r.metrics.flows.WithLabelValues("br-int", "output")); got != 2 { // default drop + port-1
+		t.Errorf("br-int output flows = %v, want 2", got)
+	}
+	if got := metricValue(r.metrics.flows.WithLabelValues("br-tun", "unicast-to-tunnel")); got != 2 {
+		t.Errorf("br-tun unicast flows = %v, want 2", got)
+	}
+	if got := metricValue(r.metrics.fullPushes); got != 3 {
+		t.Errorf("full pushes = %v, want 3", got)
 	}
 }
 
