@@ -281,3 +281,56 @@ func TestNothingIsLostWhenAServerDiesBeforePublishing(t *testing.T) {
 		return n == 0
 	})
 }
+
+func TestDHCPState(t *testing.T) {
+	r := newRig(t)
+	notes := r.listen("node1")
+	r.reportL2("node1", vxlanAgent("192.0.2.1"))
+	r.mustCall(msg.MethodReportState, msg.ReportState{Version: msg.Version, AgentType: msg.AgentTypeDHCP,
+		Binary: msg.BinaryDHCP, Topic: msg.TopicDHCP, Host: "node1", Configurations: msg.DHCPConfigurations{}.Map()}, nil)
+	netID := r.network(nil)
+	sub := r.subnet(netID, "10.5.0.0/24", map[string]any{"dns_nameservers": []any{"192.0.2.53"},
+		"host_routes": []any{map[string]any{"destination": "198.51.100.0/24", "nexthop": "10.5.0.254"}}})
+	vm := r.port(netID, map[string]any{"extra_dhcp_opts": []any{map[string]any{"opt_name": "mtu", "opt_value": "1400"}}})
+
+	var st msg.HostState
+	r.mustCall(msg.MethodSync, msg.SyncRequest{Version: msg.Version, Host: "node1", Roles: []string{msg.RoleDHCP}}, &st)
+	if st.L2 != nil || len(st.DHCP.Networks) != 1 {
+		t.Fatalf("DHCP state: %+v", st)
+	}
+	dn := st.DHCP.Networks[0]
+	s := dn.Subnets[0]
+	if dn.ID != netID || dn.MTU != 1450 || s.ID != sub["id"] || s.CIDR != "10.5.0.0/24" || s.GatewayIP != "10.5.0.1" || !s.EnableDHCP ||
+		s.IPVersion != 4 || !slices.Equal(s.DNSNameservers, []string{"192.0.2.53"}) || len(s.HostRoutes) != 1 || s.HostRoutes[0].Nexthop != "10.5.0.254" {
+		t.Fatalf("DHCP network: %+v", dn)
+	}
+	if dn.DHCPPort == nil || dn.DHCPPort.DeviceOwner != "network:dhcp" || dn.DHCPPort.Host != "node1" || len(dn.DHCPPort.FixedIPs) != 1 {
+		t.Fatalf("DHCP port: %+v", dn.DHCPPort)
+	}
+	p, ok := hasPort(dn.Ports, apitest.S(vm["id"]))
+	if !ok || len(dn.Ports) != 2 || len(p.ExtraDHCPOpts) != 1 || p.ExtraDHCPOpts[0] != (msg.DHCPOption{Name: "mtu", Value: "1400", IPVersion: 4}) {
+		t.Fatalf("ports: %+v", dn.Ports)
+	}
+
+	// A new port reaches the DHCP agent alone; a subnet change sends the
+	// network whole.
+	vm2 := apitest.S(r.port(netID, nil)["id"])
+	notes.waitFor(t, "the new port in the DHCP view", func(n msg.Notification) bool {
+		if n.DHCP == nil {
+			return false
+		}
+		_, ok := hasPort(n.DHCP.Ports, vm2)
+		return ok
+	})
+	r.admin.Must(http.StatusOK, "PUT", "/v2.0/subnets/"+apitest.S(sub["id"]), map[string]any{"subnet": map[string]any{"dns_nameservers": []any{}}})
+	notes.waitFor(t, "the network with its changed subnet", func(n msg.Notification) bool {
+		return n.DHCP != nil && len(n.DHCP.Networks) == 1 && len(n.DHCP.Networks[0].Subnets) == 1 && len(n.DHCP.Networks[0].Subnets[0].DNSNameservers) == 0
+	})
+	// Taken off the agent, the network is removed from its view.
+	agentID := apitest.S(r.admin.Do("GET", "/v2.0/agents?agent_type=DHCP+agent", nil).Items("agents")[0]["id"])
+	r.admin.Must(http.StatusNoContent, "DELETE", "/v2.0/agents/"+agentID+"/dhcp-networks/"+netID, nil)
+	notes.waitFor(t, "the network gone from the DHCP view", func(n msg.Notification) bool {
+		return n.DHCP != nil && slices.Contains(n.DHCP.DeletedNetworks, netID)
+	})
+	assertNumbered(t, notes.all())
+}
