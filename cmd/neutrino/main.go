@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -16,12 +17,18 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/agent/roles"
 	"github.com/neutrino-sdn/neutrino/internal/config"
 	"github.com/neutrino-sdn/neutrino/internal/server"
+	"github.com/neutrino-sdn/neutrino/internal/vm"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := rootCmd().ExecuteContext(ctx); err != nil {
+		// vm exec passes the command's exit status through, silently.
+		var exit *vm.ExitError
+		if errors.As(err, &exit) {
+			os.Exit(exit.Code)
+		}
 		fmt.Fprintln(os.Stderr, "neutrino:", err)
 		os.Exit(1)
 	}
@@ -36,12 +43,14 @@ OpenStack Networking API v2.0, so the openstack CLI, gophercloud and Terraform
 work against it unchanged.
 
   neutrino up       run everything on this machine (all-in-one)
+  neutrino down     remove everything up made
+  neutrino vm       stand-in VMs on the all-in-one: create, list, exec, delete
   neutrino server   run the API server
   neutrino agent    run a node agent (l2, dhcp) that the servers drive over NATS`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd(), upCmd(), agentCmd())
+	root.AddCommand(serverCmd(), upCmd(), downCmd(), vmCmd(), agentCmd())
 	return root
 }
 
@@ -110,29 +119,6 @@ func serverCmd() *cobra.Command {
 		Short: "Run the API server (OpenStack Networking API v2.0)",
 		Long: `Run the neutrino API server. It is stateless: run any number of replicas over
 one PostgreSQL database. With the default SQLite database it runs alone.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := f.load(cmd)
-			if err != nil {
-				return err
-			}
-			return runServer(cmd.Context(), cfg)
-		},
-	}
-	f.add(cmd)
-	return cmd
-}
-
-func upCmd() *cobra.Command {
-	// The all-in-one's agent and agents on other hosts find the bus here.
-	f := &serverFlags{upNATSListen: "127.0.0.1:4222"}
-	cmd := &cobra.Command{
-		Use:   "up",
-		Short: "Run neutrino all-in-one on this machine",
-		Long: `Run neutrino all-in-one: the API server with its embedded SQLite store under
---state-dir, in noauth mode. Point the openstack CLI at it with
-  export OS_AUTH_TYPE=none OS_ENDPOINT=http://127.0.0.1:9696
-Stop it with Ctrl-C; a later 'up' with the same --state-dir resumes its data.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.load(cmd)

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/neutrino-sdn/neutrino/internal/allinone"
+	"github.com/neutrino-sdn/neutrino/internal/config"
+)
+
+func upCmd() *cobra.Command {
+	// The all-in-one's agent and agents on other hosts find the bus here.
+	f := &serverFlags{upNATSListen: "127.0.0.1:4222"}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run neutrino all-in-one on this machine",
+		Long: `Run neutrino all-in-one: the API server with its embedded SQLite store and
+NATS, in noauth mode, and an agent with every role (l2, dhcp) on this host's
+Open vSwitch — or, when none serves the host, on ovsdb-server and
+ovs-vswitchd of its own under --state-dir. Point the openstack CLI at it with
+  export OS_AUTH_TYPE=none OS_ENDPOINT=http://127.0.0.1:9696
+and make VMs with 'neutrino vm create'. Ctrl-C (SIGINT) or SIGTERM stops
+every process it started; a later 'up' with the same --state-dir resumes its
+networks and VMs; 'neutrino down' removes everything.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.load(cmd)
+			if err != nil {
+				return err
+			}
+			return allinone.Up(cmd.Context(), cfg, allinone.Options{Log: newLogger(cfg), DefaultStateDir: config.DefaultStateDir()})
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
+func downCmd() *cobra.Command {
+	var stateDir string
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Remove everything neutrino up made: VMs, namespaces, bridges, Open vSwitch daemons, files",
+		Long: `Stop the all-in-one of --state-dir if it runs, then remove everything it and
+its VMs made: the VMs (namespaces, veths, DHCP clients), the agents' qdhcp-
+and qrouter- namespaces, the bridges, its own Open vSwitch daemons, and the
+state directory's files (its database included). A host Open vSwitch keeps
+the bridges the all-in-one did not create.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return allinone.Down(cmd.Context(), stateDir, newLogger(config.Default()), cmd.ErrOrStderr())
+		},
+	}
+	addStateDirFlag(cmd, &stateDir)
+	return cmd
+}
+
+// addStateDirFlag adds --state-dir, naming the all-in-one a command works on.
+func addStateDirFlag(cmd *cobra.Command, dst *string) {
+	cmd.Flags().StringVar(dst, "state-dir", config.DefaultStateDir(), "state directory of the all-in-one (neutrino up --state-dir)")
+}
