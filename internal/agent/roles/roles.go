@@ -20,7 +20,8 @@ import (
 // the embedded NATS of a server on the same host.
 const DefaultNATSURL = "nats://127.0.0.1:4222"
 
-// New makes the configured roles.
+// New makes the configured roles. The roles that need Open vSwitch share
+// the one found in agent.l2.ovs_run_dir.
 func New(cfg config.Agent, log *slog.Logger) ([]agent.Role, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -29,9 +30,17 @@ func New(cfg config.Agent, log *slog.Logger) ([]agent.Role, error) {
 	for _, name := range cfg.Roles {
 		switch name {
 		case config.RoleL2:
-			r, err := newL2(cfg.L2, log)
+			inst, err := ovsInstance(cfg.L2)
 			if err != nil {
 				return nil, err
+			}
+			l2cfg, err := l2.ConfigFrom(cfg.L2)
+			if err != nil {
+				return nil, err
+			}
+			r, err := l2.Open(l2cfg, inst, log)
+			if err != nil {
+				return nil, fmt.Errorf("agent: l2 role: %w", err)
 			}
 			out = append(out, r)
 		default:
@@ -41,20 +50,13 @@ func New(cfg config.Agent, log *slog.Logger) ([]agent.Role, error) {
 	return out, nil
 }
 
-func newL2(cfg config.L2Agent, log *slog.Logger) (agent.Role, error) {
+// ovsInstance finds the host's Open vSwitch.
+func ovsInstance(cfg config.L2Agent) (ovs.Instance, error) {
 	inst, ok := ovs.DetectIn(cfg.OVSRunDir)
 	if !ok {
-		return nil, fmt.Errorf("agent: l2 role: no Open vSwitch answers in %s (its db.sock and a running ovs-vswitchd); start openvswitch-switch or set agent.l2.ovs_run_dir", cfg.OVSRunDir)
+		return inst, fmt.Errorf("agent: no Open vSwitch answers in %s (its db.sock and a running ovs-vswitchd); start openvswitch-switch or set agent.l2.ovs_run_dir", cfg.OVSRunDir)
 	}
-	l2cfg, err := l2.ConfigFrom(cfg)
-	if err != nil {
-		return nil, err
-	}
-	r, err := l2.Open(l2cfg, inst, log)
-	if err != nil {
-		return nil, fmt.Errorf("agent: l2 role: %w", err)
-	}
-	return r, nil
+	return inst, nil
 }
 
 // Run runs an agent with the configured roles on conn until ctx ends.
