@@ -1,6 +1,12 @@
 package ovs
 
-import "testing"
+import (
+	"context"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+)
 
 func TestParseFlowLine(t *testing.T) {
 	for _, tc := range []struct {
@@ -48,5 +54,48 @@ func TestFlowString(t *testing.T) {
 	}
 	if got, want := DeleteCookie(5, ^uint64(0)).String(), "delete cookie=0x5/0xffffffffffffffff"; got != want {
 		t.Errorf("DeleteCookie = %q, want %q", got, want)
+	}
+}
+
+// A fake switch: the watch answers its echo request, and reports again
+// after the switch drops the connection and takes a new one.
+func TestWatchFlowLossAgainstFakeSwitch(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "br.mgmt")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	o := &OpenFlow{bridge: "br-fake", target: "unix:" + sock}
+	lost := o.WatchFlowLoss(ctx)
+
+	serve := func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if typ, _, _, err := readOFMessage(conn); err != nil || typ != ofptHello {
+			t.Fatalf("first message: type %d, %v", typ, err)
+		}
+		conn.Write([]byte{0x05, ofptHello, 0, 8, 0, 0, 0, 1})
+		select {
+		case <-lost:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no report after connecting")
+		}
+		conn.Write([]byte{0x05, ofptEchoRequest, 0, 12, 0, 0, 0, 42, 'p', 'i', 'n', 'g'})
+		typ, _, msg, err := readOFMessage(conn)
+		if err != nil || typ != ofptEchoReply || string(msg[4:]) != string([]byte{0, 0, 0, 42, 'p', 'i', 'n', 'g'}) {
+			t.Fatalf("echo reply: type %d %x, %v", typ, msg, err)
+		}
+	}
+	serve()
+	serve() // the watch reconnects after the drop and reports again
+	cancel()
+	for range lost {
 	}
 }

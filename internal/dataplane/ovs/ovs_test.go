@@ -119,7 +119,24 @@ func TestDaemonsStartDetectRestartStop(t *testing.T) {
 	of := d.OpenFlow("br-int")
 	must(t, of.AddFlows(ctx, ovs.Flow{Table: 0, Priority: 1, Cookie: 7, Actions: "NORMAL"}))
 
+	lost := of.WatchFlowLoss(ctx)
+	expectLoss := func(why string) {
+		t.Helper()
+		select {
+		case <-lost:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no flow-loss report %s", why)
+		}
+	}
+	expectLoss("when the watch starts")
+	select {
+	case <-lost:
+		t.Fatal("flow-loss report while nothing happened")
+	case <-time.After(300 * time.Millisecond):
+	}
+
 	must(t, d.RestartVSwitchd(ctx))
+	expectLoss("after ovs-vswitchd restarted")
 	if _, vs := d.PIDs(); vs == vsPID || vs == 0 {
 		t.Fatalf("ovs-vswitchd pid after restart: %d (was %d)", vs, vsPID)
 	}
@@ -131,6 +148,9 @@ func TestDaemonsStartDetectRestartStop(t *testing.T) {
 	if _, err := c.Bridge("br-int"); err != nil {
 		t.Fatalf("bridge lost from OVSDB by a restart: %v", err)
 	}
+	must(t, c.DeleteBridge(ctx, "br-int"))
+	must(t, c.EnsureBridge(ctx, intBridge))
+	expectLoss("after the bridge was made again")
 
 	_, vsPID = d.PIDs()
 	must(t, d.Stop())
