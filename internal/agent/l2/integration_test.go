@@ -579,6 +579,16 @@ func TestIntegrationRestartLosesNoPacketAndConverges(t *testing.T) {
 	if first.Run() == third.Run() {
 		t.Fatal("restart kept the run id")
 	}
+	// Converged: nothing left to change in OVSDB either.
+	third.reconcileMu.Lock()
+	view, _ := third.ovsdb.View()
+	third.mu.Lock()
+	d := third.desired.clone()
+	third.mu.Unlock()
+	if ch := third.plan(view, d).changes; !ch.Empty() {
+		t.Errorf("OVSDB changes still pending after convergence: %+v", ch)
+	}
+	third.reconcileMu.Unlock()
 	for br, want := range before {
 		if got := n1.flows(t, br); !slices.Equal(got, want) {
 			t.Errorf("%s differs after restart:\nbefore:\n%s\nafter:\n%s", br, strings.Join(want, "\n"), strings.Join(got, "\n"))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -577,12 +578,13 @@ func (r *Role) plan(view OVSView, d *desiredState) plan {
 		for _, k := range d.tunnels(cfg) {
 			name := TunnelPortName(k.Type, k.RemoteIP)
 			wanted[name] = k
-			if _, ok := view.Bridges[cfg.TunnelBridge].Ports[name]; !ok {
-				p.changes.AddPorts = append(p.changes.AddPorts, PortSpec{
-					Bridge: cfg.TunnelBridge, Name: name, Type: k.Type,
-					Options: map[string]string{"remote_ip": k.RemoteIP, "local_ip": cfg.LocalIP, "key": "flow", "df_default": "true"},
-				})
-			} else if port := ofport(cfg.TunnelBridge, name); port > 0 {
+			options := map[string]string{"remote_ip": k.RemoteIP, "local_ip": cfg.LocalIP, "key": "flow", "df_default": "true"}
+			existing, ok := view.Bridges[cfg.TunnelBridge].Ports[name]
+			if !ok || existing.Type != k.Type || !maps.Equal(existing.Options, options) {
+				// Missing, or made for another local IP or type: (re)made.
+				p.changes.AddPorts = append(p.changes.AddPorts, PortSpec{Bridge: cfg.TunnelBridge, Name: name, Type: k.Type, Options: options})
+			}
+			if port := ofport(cfg.TunnelBridge, name); ok && port > 0 {
 				p.wiring.Tunnels[k] = port
 			}
 		}

@@ -61,6 +61,11 @@ func (f *fakeOVS) Apply(_ context.Context, c OVSChanges) error {
 		}
 	}
 	for _, p := range c.AddPorts {
+		if old, ok := f.view.Bridges[p.Bridge].Ports[p.Name]; ok {
+			old.Type, old.Options = p.Type, p.Options
+			f.view.Bridges[p.Bridge].Ports[p.Name] = old
+			continue
+		}
 		f.addPort(p.Bridge, OVSPort{Name: p.Name, Type: p.Type, Options: p.Options})
 	}
 	for b, names := range c.DelPorts {
@@ -275,6 +280,25 @@ func TestRoleBuildsBridgesPatchesAndTunnels(t *testing.T) {
 	}
 	if !ovs.hasFlow("br-tun", "dl_dst=fa:16:3e:00:00:b1") {
 		t.Error("no unicast flow to the remote port")
+	}
+}
+
+func TestRoleRemakesTunnelPortsForANewLocalIP(t *testing.T) {
+	ovs := newFakeOVS()
+	r := newTestRole(t, ovs, nil)
+	r.Sync(context.Background(), hostState())
+	reconcile(t, r)
+	cfg := testConfig
+	cfg.LocalIP = "192.0.2.9"
+	r2, err := New(cfg, ovs, ovs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Sync(context.Background(), hostState())
+	reconcile(t, r2)
+	v, _ := ovs.View()
+	if got := v.Bridges["br-tun"].Ports["vxlan-c0000202"].Options["local_ip"]; got != "192.0.2.9" {
+		t.Errorf("tunnel port's local_ip = %q after the local IP changed", got)
 	}
 }
 
