@@ -148,7 +148,10 @@ func TestDaemonsStartDetectRestartStop(t *testing.T) {
 	if _, err := c.Bridge("br-int"); err != nil {
 		t.Fatalf("bridge lost from OVSDB by a restart: %v", err)
 	}
+	// (Had ovs-vswitchd seen the deletion and the creation in one pass,
+	// it would have kept the bridge and its flows.)
 	must(t, c.DeleteBridge(ctx, "br-int"))
+	must(t, c.WaitVSwitchd(ctx))
 	must(t, c.EnsureBridge(ctx, intBridge))
 	expectLoss("after the bridge was made again")
 
