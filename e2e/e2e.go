@@ -81,6 +81,12 @@ func startOnce(t testing.TB, bin string, flags []string) (*Neutrino, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The embedded NATS gets its own port too: `up` would take 4222, which
+	// the servers of parallel tests (or a real all-in-one) would share.
+	natsPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "neutrino.log")
 	logFile, err := os.Create(logPath)
@@ -89,7 +95,8 @@ func startOnce(t testing.TB, bin string, flags []string) (*Neutrino, error) {
 	}
 	defer logFile.Close()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	args := append([]string{"up", "--state-dir", filepath.Join(dir, "state"), "--listen", addr}, flags...)
+	args := append([]string{"up", "--state-dir", filepath.Join(dir, "state"), "--listen", addr,
+		"--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort)}, flags...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
