@@ -38,7 +38,10 @@ PG_PKGS = $(shell $(GO) list -e -f '{{.ImportPath}} {{join .TestImports " "}} {{
 gotest-postgres:
 	NEUTRINO_TEST_DB=postgres $(GO) test -count=1 -timeout 25m $(PG_PKGS)
 
+# The all-in-one: installs the Debian packages it runs with when missing
+# (Open vSwitch, iproute2, busybox for the VMs' DHCP client), builds, runs.
 up: build
+	bash scripts/install-runtime-deps.sh
 	$(BIN) up
 
 # Tempest's network API tests against neutrino behind a real Keystone; fails

@@ -18,6 +18,7 @@ packages=(
 	openvswitch-switch
 	iproute2
 	iputils-ping
+	busybox
 	tcpdump
 	nftables
 	curl

@@ -10,6 +10,7 @@ import (
 func upCmd() *cobra.Command {
 	// The all-in-one's agent and agents on other hosts find the bus here.
 	f := &serverFlags{upNATSListen: "127.0.0.1:4222"}
+	var roleNames []string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run neutrino all-in-one on this machine",
@@ -27,10 +28,15 @@ networks and VMs; 'neutrino down' removes everything.`,
 			if err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("roles") {
+				cfg.Agent.Roles = roleNames
+			}
 			return allinone.Up(cmd.Context(), cfg, allinone.Options{Log: newLogger(cfg), DefaultStateDir: config.DefaultStateDir()})
 		},
 	}
 	f.add(cmd)
+	cmd.Flags().StringSliceVar(&roleNames, "roles", config.Default().Agent.Roles,
+		"the agent's roles (agent.roles); --roles '' runs the API server alone, with no agent, Open vSwitch or root")
 	return cmd
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/agent/roles"
 	"github.com/neutrino-sdn/neutrino/internal/bus"
 	"github.com/neutrino-sdn/neutrino/internal/config"
+	"github.com/neutrino-sdn/neutrino/internal/dataplane/link"
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/ovs"
 	"github.com/neutrino-sdn/neutrino/internal/server"
 	"github.com/neutrino-sdn/neutrino/internal/statedir"
@@ -77,6 +78,13 @@ func Up(ctx context.Context, cfg config.Config, opts Options) (err error) {
 		return err
 	}
 	cfg.Agent.Host = host
+	withAgent := len(cfg.Agent.Roles) > 0
+	if !withAgent {
+		return serveOnly(ctx, cfg, dir, host, opts)
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("all-in-one: the agent needs root (network namespaces, Open vSwitch): run neutrino up as root, or with --roles '' for the API server alone")
+	}
 	if cfg.Agent.L2.LocalIP == "" {
 		cfg.Agent.L2.LocalIP = NoPeersTunnelIP
 		log.Info("agent.l2.local_ip is not set: tunnels to other nodes need it; this node alone uses " + NoPeersTunnelIP)
@@ -166,6 +174,33 @@ func Up(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	conn.Close()
 	stopServer()
 	return errors.Join(runErr, <-serveErr)
+}
+
+// serveOnly runs the API server alone (no agent roles configured): no
+// Open vSwitch, no namespaces; VMs cannot be made.
+func serveOnly(ctx context.Context, cfg config.Config, dir statedir.Dir, host string, opts Options) error {
+	log, out := opts.Log, opts.Out
+	if log == nil {
+		log = slog.Default()
+	}
+	if out == nil {
+		out = os.Stderr
+	}
+	srv, err := server.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	rt := statedir.Runtime{PID: os.Getpid(), Started: time.Now().UTC(), Host: host, DatabaseURL: cfg.DatabaseURL()}
+	err = srv.Serve(ctx, func(addr string) {
+		rt.APIURL = apiURL(addr)
+		if werr := dir.WriteRuntime(rt); werr != nil {
+			log.Error("cannot record the API's address for neutrino vm and down", "err", werr)
+		}
+		fmt.Fprintf(out, "neutrino is up without an agent (no roles): the Networking API is at %s (state %s)\n"+
+			"Point the openstack CLI at it: export OS_AUTH_TYPE=none OS_ENDPOINT=%s\n", rt.APIURL, cfg.StateDir, rt.APIURL)
+	})
+	rt.PID = 0
+	return errors.Join(err, dir.WriteRuntime(rt))
 }
 
 // agentConn connects the in-process agent to the server's bus.
@@ -301,10 +336,27 @@ func (sw *vswitch) describe() string {
 	return "the host's, at " + sw.inst.DB
 }
 
-// stop stops our own daemons; OVSDB keeps bridges and ports for the next up.
+// stop stops our own daemons. OVSDB keeps bridges and ports for the next
+// up, whose ovs-vswitchd makes the bridges' devices again: the ones this
+// one made are removed, so a stopped all-in-one leaves no bridge devices
+// in the namespace (the VMs' veths stay, and are plugged again).
 func (sw *vswitch) stop() error {
 	if sw.daemons == nil {
 		return nil
 	}
-	return sw.daemons.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var devices []string
+	if c, err := ovs.Connect(ctx, sw.inst.DB, nil); err == nil {
+		devices = c.BridgeNames()
+		c.Close()
+	}
+	errs := []error{sw.daemons.Stop()}
+	if h, err := link.Open(""); err == nil {
+		for _, dev := range append(devices, netdevDatapathDevice) {
+			errs = append(errs, h.Delete(dev))
+		}
+		h.Close()
+	}
+	return errors.Join(errs...)
 }
