@@ -117,6 +117,15 @@ func options(name string, log *slog.Logger) []nats.Option {
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("bus reconnected", "url", nc.ConnectedUrl()) }),
+		// Without a handler nats.go prints asynchronous errors (such as a
+		// closed in-process pipe at shutdown) to stderr.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			log.Debug("bus asynchronous error", "subject", subject, "err", err)
+		}),
 	}
 }
 
