@@ -52,8 +52,8 @@ type Neutrino struct {
 	logPath string
 }
 
-// StartNeutrino runs `neutrino up` on a fresh state directory and a free
-// port, with any extra flags, waits until /healthz answers, and stops the
+// StartNeutrino runs `neutrino up` (the API server alone, no agent) on a
+// fresh state directory and free ports, with any extra flags, waits until /healthz answers, and stops the
 // process by its PID when the test ends, also when it fails. The server's
 // log is shown on failure.
 func StartNeutrino(t testing.TB, flags ...string) *Neutrino {
@@ -82,7 +82,9 @@ func startOnce(t testing.TB, bin string, flags []string) (*Neutrino, error) {
 		return nil, err
 	}
 	// The embedded NATS gets its own port too: `up` would take 4222, which
-	// the servers of parallel tests (or a real all-in-one) would share.
+	// the servers of parallel tests (or a real all-in-one) would share. The
+	// API is under test, so no agent runs (--roles=): parallel agents would
+	// share, and on stopping tear down, this host's Open vSwitch bridges.
 	natsPort, err := freePort()
 	if err != nil {
 		return nil, err
@@ -95,8 +97,10 @@ func startOnce(t testing.TB, bin string, flags []string) (*Neutrino, error) {
 	}
 	defer logFile.Close()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	// --roles= serves the API alone: these tests need no agent, and an
+	// all-in-one's Open vSwitch per test would clash on bridge devices.
 	args := append([]string{"up", "--state-dir", filepath.Join(dir, "state"), "--listen", addr,
-		"--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort)}, flags...)
+		"--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort), "--roles="}, flags...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
