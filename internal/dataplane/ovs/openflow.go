@@ -64,7 +64,8 @@ func (m FlowMod) String() string { return m.command + " " + m.spec }
 func AddFlow(f Flow) FlowMod { return FlowMod{"add", f.String()} }
 
 // ModifyFlow changes the actions (and cookie) of the flow with f's table,
-// priority and match, keeping its counters; it adds f if there is none.
+// priority and match, keeping its counters; if there is no such flow it
+// does nothing (OpenFlow 1.1 and later add nothing on modify).
 func ModifyFlow(f Flow) FlowMod { return FlowMod{"modify_strict", f.String()} }
 
 // DeleteFlowStrict deletes the flow with f's table, priority and match.

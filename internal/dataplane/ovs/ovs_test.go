@@ -467,6 +467,10 @@ func TestOpenFlowBundles(t *testing.T) {
 
 	// Modify keeps the flow, strict delete removes exactly one.
 	must(t, of.Apply(ctx, ovs.ModifyFlow(ovs.Flow{Table: 2, Priority: 5, Cookie: 0x10, Match: "in_port=1", Actions: "output:2"})))
+	must(t, of.Apply(ctx, ovs.ModifyFlow(ovs.Flow{Table: 4, Priority: 3, Match: "in_port=9", Actions: "drop"})))
+	if table4, _ := of.DumpTable(ctx, 4); len(table4) != 0 {
+		t.Fatalf("modifying a missing flow added it: %+v", table4)
+	}
 	must(t, of.Apply(ctx, ovs.DeleteFlowStrict(ovs.Flow{Table: 0, Priority: 0})))
 	table2, _ := of.DumpTable(ctx, 2)
 	if len(table2) != 1 || table2[0].Actions != "output:2" {
