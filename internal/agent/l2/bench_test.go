@@ -16,7 +16,8 @@ import (
 // VMs) and returns their names on the br-int side, not yet plugged.
 func addVIFs(b *bed, nd *node, n int) []string {
 	names := make([]string, n)
-	b.must(nd.handle(func(h *link.Handle) error {
+	h := nd.tb.Links(b.t)
+	b.must(func() error {
 		for i := range names {
 			names[i] = fmt.Sprintf("vif%d", i)
 			if err := h.AddVeth(link.Veth{Name: names[i], PeerName: fmt.Sprintf("vm%d", i)}); err != nil {
@@ -29,7 +30,7 @@ func addVIFs(b *bed, nd *node, n int) []string {
 			}
 		}
 		return nil
-	}))
+	}())
 	return names
 }
 

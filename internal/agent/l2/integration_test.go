@@ -2,12 +2,10 @@ package l2
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -17,38 +15,34 @@ import (
 
 	"github.com/neutrino-sdn/neutrino/internal/agent"
 	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
-	"github.com/neutrino-sdn/neutrino/internal/dataplane/link"
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/netns"
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/ovs"
+	"github.com/neutrino-sdn/neutrino/internal/testbed"
 	"github.com/neutrino-sdn/neutrino/internal/testenv"
 )
 
-// The integration tests build two nodes out of network namespaces, each
-// with its own ovsdb-server and ovs-vswitchd (userspace datapath): an
-// underlay link between them carries tunnels (each node's tunnel IP on the
-// internal port of br-ul, the bridge of its underlay NIC), a second link is
-// the provider segment of physnet1 (br-physnet1's NIC). VMs are namespaces
-// plugged into br-int with a veth, as Nova's VIF driver would. The l2 role
-// of each node is driven directly with a hand-built desired state.
+// The integration tests run the l2 role on the nodes of a test bed
+// (internal/testbed): each node a namespace with its own ovsdb-server and
+// ovs-vswitchd (userspace datapath), joined by an underlay that carries the
+// tunnels and a provider segment that br-physnet1's NIC sits on. VMs are
+// namespaces plugged into br-int with a veth, as Nova's VIF driver would.
+// Each node's role is driven directly with a hand-built desired state.
 
 const physnet = "physnet1"
 
-// bed is a set of nodes and VMs, removed when the test ends.
+// bed is a test bed with an l2 role per node.
 type bed struct {
-	t      testing.TB
-	prefix string
-	nodes  []*node
-	mu     sync.Mutex
+	t     testing.TB
+	tb    *testbed.Bed
+	nodes []*node
 }
 
 type node struct {
-	bed     *bed
-	index   int
-	ns      string
-	tunIP   string
-	daemons *ovs.Daemons
-	client  *ovs.Client
-	status  *fakeStatus
+	bed    *bed
+	tb     *testbed.Node
+	tunIP  string
+	client *ovs.Client
+	status *fakeStatus
 
 	mu     sync.Mutex
 	role   *Role
@@ -57,10 +51,10 @@ type node struct {
 }
 
 type vm struct {
-	name, ns, tap string
-	node          *node
-	portID, mac   string
-	ip            netip.Prefix
+	*testbed.Host
+	name, tap   string
+	node        *node
+	portID, mac string
 }
 
 func requireDataplane(t testing.TB) {
@@ -68,45 +62,22 @@ func requireDataplane(t testing.TB) {
 	if testing.Short() {
 		t.Skip("skipping: integration test (needs root and Open vSwitch) in -short mode")
 	}
-	testenv.RequireRoot(t)
-	hint := "install Debian's openvswitch-switch (scripts/install-deps.sh)"
-	testenv.LookPathOrSkip(t, "ovs-vswitchd", hint)
-	testenv.LookPathOrSkip(t, "ovsdb-server", hint)
-	testenv.LookPathOrSkip(t, "ovs-ofctl", hint)
 	testenv.LookPathOrSkip(t, "ping", "install Debian's iputils-ping")
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return fmt.Sprintf("%x", b)
-}
-
-// newBed makes n nodes joined by an underlay and a provider segment.
+// newBed makes a test bed of n nodes, each with br-physnet1 holding the
+// node's provider NIC.
 func newBed(t testing.TB, n int) *bed {
 	t.Helper()
 	requireDataplane(t)
-	b := &bed{t: t, prefix: "l2t" + randomHex(3)}
-	for i := 1; i <= n; i++ {
-		b.addNode(i)
-	}
-	// Point-to-point links between node 1 and each other node: underlay
-	// and provider segment. Node 1 bridges them on its own br-ul and
-	// br-physnet1, which are plain OVS bridges switching NORMAL for br-ul.
-	for i := 2; i <= n; i++ {
-		b.join(b.nodes[0], b.nodes[i-1], "ul", "br-ul")
-		b.join(b.nodes[0], b.nodes[i-1], "pv", "br-"+physnet)
-	}
-	for _, nd := range b.nodes {
-		// The bridge's internal port is a tap device ovs-vswitchd makes.
-		_, err := nd.client.WaitOfport(context.Background(), "br-ul")
-		b.must(err)
-		b.must(nd.handle(func(h *link.Handle) error {
-			if err := h.AddAddr("br-ul", netip.MustParsePrefix(nd.tunIP+"/24")); err != nil {
-				return err
-			}
-			return h.SetUp("br-ul")
-		}))
+	b := &bed{t: t, tb: testbed.New(t, testbed.Spec{Nodes: n})}
+	ctx := context.Background()
+	for _, tn := range b.tb.Nodes {
+		nd := &node{bed: b, tb: tn, tunIP: tn.TunnelIP.String(), client: tn.OVSDB(t), status: &fakeStatus{}}
+		b.must(nd.client.EnsureBridge(ctx, ovs.Bridge{Name: "br-" + physnet, DatapathType: "netdev", FailMode: "secure"}))
+		b.must(nd.client.EnsurePort(ctx, "br-"+physnet, ovs.Port{Name: testbed.ProviderNIC}))
+		t.Cleanup(nd.stopRole) // before the test bed stops OVS
+		b.nodes = append(b.nodes, nd)
 	}
 	return b
 }
@@ -115,70 +86,6 @@ func (b *bed) must(err error) {
 	b.t.Helper()
 	if err != nil {
 		b.t.Fatal(err)
-	}
-}
-
-func (b *bed) addNode(i int) {
-	t := b.t
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	nd := &node{bed: b, index: i, ns: fmt.Sprintf("%s-n%d", b.prefix, i), tunIP: fmt.Sprintf("10.99.0.%d", i), status: &fakeStatus{}}
-	b.must(netns.Create(nd.ns))
-	t.Cleanup(func() { netns.Delete(nd.ns) })
-	b.must(nd.handle(func(h *link.Handle) error { return h.SetUp("lo") }))
-	dir, err := os.MkdirTemp("", "l2t")
-	b.must(err)
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	d, err := ovs.StartDaemons(ctx, ovs.Options{Dir: dir, Netns: nd.ns})
-	b.must(err)
-	nd.daemons = d
-	t.Cleanup(func() {
-		nd.stopRole()
-		if nd.client != nil {
-			for _, br := range nd.client.BridgeNames() {
-				nd.client.DeleteBridge(context.Background(), br)
-			}
-			nd.client.Close()
-		}
-		if err := d.Stop(); err != nil {
-			t.Logf("stop OVS of %s: %v", nd.ns, err)
-		}
-	})
-	c, err := ovs.Connect(ctx, d.DB, slog.Default())
-	b.must(err)
-	nd.client = c
-	b.must(c.EnsureBridge(ctx, ovs.Bridge{Name: "br-ul", DatapathType: "netdev"}))
-	b.must(c.EnsureBridge(ctx, ovs.Bridge{Name: "br-" + physnet, DatapathType: "netdev", FailMode: "secure"}))
-	b.nodes = append(b.nodes, nd)
-}
-
-func (nd *node) handle(fn func(h *link.Handle) error) error {
-	h, err := link.Open(nd.ns)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	return fn(h)
-}
-
-// join links a and b with a veth pair named <kind><index> on each side,
-// each end on the named OVS bridge of its node.
-func (b *bed) join(a, c *node, kind, bridge string) {
-	an, cn := fmt.Sprintf("%s%d", kind, c.index), fmt.Sprintf("%s%d", kind, a.index)
-	b.must(a.handle(func(h *link.Handle) error {
-		return h.AddVeth(link.Veth{Name: an, PeerName: cn, PeerNetns: c.ns})
-	}))
-	for _, e := range []struct {
-		nd   *node
-		name string
-	}{{a, an}, {c, cn}} {
-		b.must(e.nd.handle(func(h *link.Handle) error {
-			if err := h.DisableTXChecksum(e.name); err != nil {
-				return err
-			}
-			return h.SetUp(e.name)
-		}))
-		b.must(e.nd.client.EnsurePort(context.Background(), bridge, ovs.Port{Name: e.name}))
 	}
 }
 
@@ -196,10 +103,10 @@ func (nd *node) startRole() *Role {
 	t := nd.bed.t
 	t.Helper()
 	nd.stopRole()
-	r, err := Open(nd.config(), nd.daemons.Instance, slog.Default().With("node", nd.ns))
+	r, err := Open(nd.config(), nd.tb.OVS.Instance, slog.Default().With("node", nd.tb.Name))
 	nd.bed.must(err)
 	ctx, cancel := context.WithCancel(context.Background())
-	nd.bed.must(r.Start(ctx, agent.Env{Host: nd.ns, Status: nd.status}))
+	nd.bed.must(r.Start(ctx, agent.Env{Host: nd.tb.Name, Status: nd.status}))
 	nd.mu.Lock()
 	nd.role, nd.cancel = r, cancel
 	state := nd.state
@@ -208,7 +115,7 @@ func (nd *node) startRole() *Role {
 		r.Sync(ctx, state)
 	}
 	// VIFs are plugged into br-int once the agent has made it.
-	waitFor(t, func() bool { _, err := nd.client.Bridge("br-int"); return err == nil }, nd.ns+": br-int made")
+	waitFor(t, func() bool { _, err := nd.client.Bridge("br-int"); return err == nil }, nd.tb.Name+": br-int made")
 	return r
 }
 
@@ -234,36 +141,13 @@ func (nd *node) sync(s *msg.HostState) {
 
 // addVM makes a VM namespace plugged into the node's br-int for port id.
 func (b *bed) addVM(nd *node, name, portID, mac, ip string) *vm {
-	t := b.t
-	v := &vm{name: name, ns: b.prefix + "-" + name, tap: "tap" + name, node: nd, portID: portID, mac: mac, ip: netip.MustParsePrefix(ip)}
-	b.must(netns.Create(v.ns))
-	t.Cleanup(func() { netns.Delete(v.ns) })
 	hw, err := net.ParseMAC(mac)
 	b.must(err)
-	b.must(nd.handle(func(h *link.Handle) error {
-		if err := h.AddVeth(link.Veth{Name: v.tap, PeerName: "eth0", PeerNetns: v.ns, PeerMAC: hw, MTU: 1450}); err != nil {
-			return err
-		}
-		if err := h.DisableTXChecksum(v.tap); err != nil {
-			return err
-		}
-		return h.SetUp(v.tap)
-	}))
-	// Keep VMs quiet: no IPv6 neighbour discovery in captures.
-	b.must(v.run("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"))
-	b.must(v.handle(func(h *link.Handle) error {
-		for _, step := range []func() error{
-			func() error { return h.SetUp("lo") },
-			func() error { return h.DisableTXChecksum("eth0") },
-			func() error { return h.AddAddr("eth0", v.ip) },
-			func() error { return h.SetUp("eth0") },
-		} {
-			if err := step(); err != nil {
-				return err
-			}
-		}
-		return nil
-	}))
+	v := &vm{name: name, tap: "tap" + name, node: nd, portID: portID, mac: mac}
+	v.Host = b.tb.AddHost(b.t, testbed.HostSpec{
+		Name: name, PeerNetns: nd.tb.Netns, PeerName: v.tap,
+		Addr: netip.MustParsePrefix(ip), MTU: 1450, MAC: hw,
+	})
 	b.plug(v)
 	return v
 }
@@ -274,28 +158,11 @@ func (b *bed) plug(v *vm) {
 	}}))
 }
 
-func (v *vm) handle(fn func(h *link.Handle) error) error {
-	h, err := link.Open(v.ns)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	return fn(h)
-}
-
-func (v *vm) run(prog string, args ...string) error {
-	out, err := netns.Command(v.ns, prog, args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s %s in %s: %w: %s", prog, strings.Join(args, " "), v.name, err, out)
-	}
-	return nil
-}
-
-func (v *vm) addr() string { return v.ip.Addr().String() }
+func (v *vm) addr() string { return v.IP().String() }
 
 // ping sends count pings to ip and returns how many were answered.
 func (v *vm) ping(ip string, count int, interval string) int {
-	out, _ := netns.Command(v.ns, "ping", "-n", "-q", "-c", fmt.Sprint(count), "-i", interval, "-W", "1", ip).CombinedOutput()
+	out, _ := netns.Command(v.Netns, "ping", "-n", "-q", "-c", fmt.Sprint(count), "-i", interval, "-W", "1", ip).CombinedOutput()
 	var sent, recv int
 	for _, l := range strings.Split(string(out), "\n") {
 		if strings.Contains(l, "packets transmitted") {
@@ -305,8 +172,7 @@ func (v *vm) ping(ip string, count int, interval string) int {
 	return recv
 }
 
-// waitPing pings until one answer arrives (the first packets to a cold
-// tunnel endpoint are dropped while OVS resolves it) or fails the test.
+// waitPing pings until one answer arrives or fails the test.
 func (b *bed) waitPing(from *vm, ip string) {
 	b.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
@@ -331,7 +197,7 @@ func (nd *node) waitWired(t testing.TB, portID string) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	t.Fatalf("%s: port %s never reported up; role stats %+v", nd.ns, portID, nd.role.Stats())
+	t.Fatalf("%s: port %s never reported up; role stats %+v", nd.tb.Name, portID, nd.role.Stats())
 }
 
 // flows returns a bridge's flows without cookies and counters, sorted.
@@ -345,9 +211,9 @@ func (nd *node) flows(t testing.TB, bridge string) []string {
 }
 
 func (nd *node) tryFlows(bridge string) ([]string, error) {
-	out, err := exec.Command("ovs-ofctl", "-O", "OpenFlow14", "dump-flows", "--no-stats", "--sort", "unix:"+nd.daemons.BridgeSocket(bridge)).Output()
+	out, err := exec.Command("ovs-ofctl", "-O", "OpenFlow14", "--no-names", "dump-flows", "--no-stats", "--sort", "unix:"+nd.tb.OVS.BridgeSocket(bridge)).Output()
 	if err != nil {
-		return nil, fmt.Errorf("dump flows of %s on %s: %w", bridge, nd.ns, err)
+		return nil, fmt.Errorf("dump flows of %s on %s: %w", bridge, nd.tb.Name, err)
 	}
 	var flows []string
 	for _, l := range strings.Split(string(out), "\n") {
@@ -374,7 +240,7 @@ type placement struct {
 func (p placement) stateFor(b *bed, nd *node) *msg.HostState {
 	s := &msg.L2State{Networks: p.networks}
 	for _, other := range b.nodes {
-		s.TunnelEndpoints = append(s.TunnelEndpoints, msg.TunnelEndpoint{Host: other.ns, IP: other.tunIP, TunnelTypes: []string{"vxlan", "gre", "geneve"}})
+		s.TunnelEndpoints = append(s.TunnelEndpoints, msg.TunnelEndpoint{Host: other.tb.Name, IP: other.tunIP, TunnelTypes: []string{"vxlan", "gre", "geneve"}})
 	}
 	s.Ports = append(s.Ports, p.ports[nd]...)
 	for _, n := range p.networks {
@@ -396,7 +262,7 @@ func (p placement) stateFor(b *bed, nd *node) *msg.HostState {
 				for _, ip := range port.FixedIPs {
 					ips = append(ips, ip.IPAddress)
 				}
-				fdb.Entries = append(fdb.Entries, msg.FDBEntry{MAC: port.MAC, IPs: ips, TunnelIP: other.tunIP, Host: other.ns, PortID: port.ID})
+				fdb.Entries = append(fdb.Entries, msg.FDBEntry{MAC: port.MAC, IPs: ips, TunnelIP: other.tunIP, Host: other.tb.Name, PortID: port.ID})
 			}
 			if has {
 				fdb.FloodTo = append(fdb.FloodTo, other.tunIP)
@@ -404,7 +270,7 @@ func (p placement) stateFor(b *bed, nd *node) *msg.HostState {
 		}
 		s.FDB = append(s.FDB, fdb)
 	}
-	return &msg.HostState{Host: nd.ns, L2: s}
+	return &msg.HostState{Host: nd.tb.Name, L2: s}
 }
 
 func (b *bed) apply(p placement) {
@@ -452,21 +318,22 @@ func TestIntegrationVXLANAcrossNodesAndSameCIDRIsolated(t *testing.T) {
 		t.Errorf("red: %d of 5 pings across the tunnel answered", got)
 	}
 	// Blue has the same addresses; its VMs see nothing of red's traffic.
-	capture := netns.Command(blue2.ns, "tcpdump", "-i", "eth0", "-e", "-nn", "-l")
-	var captured strings.Builder
-	capture.Stdout = &captured
-	b.must(capture.Start())
-	defer capture.Process.Kill()
-	time.Sleep(300 * time.Millisecond) // tcpdump attaches
+	// Blue has the same addresses; its VMs see nothing of red's traffic.
+	capture := b.tb.Capture(t, blue2.Netns, "eth0", "")
 	red1.ping(red2.addr(), 5, "0.05")
 	red2.ping(red1.addr(), 5, "0.05")
 	// A blue packet shows the capture was listening.
 	b.waitPing(blue1, blue2.addr())
 	time.Sleep(200 * time.Millisecond)
-	capture.Process.Kill()
-	capture.Wait()
-	if text := captured.String(); strings.Contains(text, "fa:16:3e:00:01:") || !strings.Contains(text, "fa:16:3e:00:02:01") {
+	if text := strings.Join(capture.Stop(), "\n"); strings.Contains(text, "fa:16:3e:00:01:") || !strings.Contains(text, "fa:16:3e:00:02:01") {
 		t.Errorf("blue-2 saw red's traffic (or nothing at all):\n%s", text)
+	}
+	// TCP across the tunnel (TX checksum offload off, MTU 1450).
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	echo := red2.ServeTCPEcho(t, 5001)
+	if err := red1.TCPEcho(ctx, echo, make([]byte, 256<<10)); err != nil {
+		t.Errorf("TCP red-1 → red-2: %v", err)
 	}
 	b.waitPing(blue1, blue2.addr())
 	if got := blue2.ping(blue1.addr(), 5, "0.05"); got != 5 {
@@ -474,14 +341,13 @@ func TestIntegrationVXLANAcrossNodesAndSameCIDRIsolated(t *testing.T) {
 	}
 	// The ARP answer for red-2's address came from red-2 (or the
 	// responder on its behalf), never from blue-2.
-	out, _ := netns.Command(red1.ns, "ip", "neigh", "show", red2.addr()).Output()
+	out, _ := netns.Command(red1.Netns, "ip", "neigh", "show", red2.addr()).Output()
 	if !strings.Contains(string(out), red2.mac) {
 		t.Errorf("red-1's neighbour entry for %s: %q, want %s", red2.addr(), out, red2.mac)
 	}
 }
 
 func TestIntegrationProviderVLANAndFlat(t *testing.T) {
-	testenv.LookPathOrSkip(t, "tcpdump", "install Debian's tcpdump")
 	b := newBed(t, 2)
 	n1, n2 := b.nodes[0], b.nodes[1]
 	p := placement{
@@ -501,15 +367,8 @@ func TestIntegrationProviderVLANAndFlat(t *testing.T) {
 	for _, v := range []*vm{vlan1, vlan2, flat1, flat2} {
 		v.node.waitWired(t, v.portID)
 	}
-	// Capture on node 2's provider NIC, link-level headers shown.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	capture := netns.CommandContext(ctx, n2.ns, "tcpdump", "-i", "pv1", "-e", "-nn", "-l", "-c", "400", "icmp")
-	var out strings.Builder
-	capture.Stdout = &out
-	b.must(capture.Start())
-	defer capture.Process.Kill()
-	time.Sleep(500 * time.Millisecond) // tcpdump attaches
+	// Capture where node 2 meets the provider segment.
+	capture := b.tb.Capture(t, b.tb.Fabric, n2.tb.FabricProvider, "icmp")
 
 	b.waitPing(vlan1, vlan2.addr())
 	if got := vlan1.ping(vlan2.addr(), 5, "0.05"); got != 5 {
@@ -520,10 +379,9 @@ func TestIntegrationProviderVLANAndFlat(t *testing.T) {
 		t.Errorf("flat: %d of 5 pings answered", got)
 	}
 	time.Sleep(300 * time.Millisecond)
-	capture.Process.Kill()
-	capture.Wait()
+	lines := capture.Stop()
 	var vlanTagged, flatUntagged, flatTagged int
-	for _, l := range strings.Split(out.String(), "\n") {
+	for _, l := range lines {
 		switch {
 		case strings.Contains(l, "vlan 1001") && strings.Contains(l, "10.1.0."):
 			vlanTagged++
@@ -537,7 +395,7 @@ func TestIntegrationProviderVLANAndFlat(t *testing.T) {
 	}
 	if vlanTagged == 0 || flatUntagged == 0 || flatTagged != 0 {
 		t.Errorf("on the provider wire: %d VLAN packets tagged 1001, %d flat packets untagged, %d flat packets tagged; capture:\n%s",
-			vlanTagged, flatUntagged, flatTagged, out.String())
+			vlanTagged, flatUntagged, flatTagged, strings.Join(lines, "\n"))
 	}
 }
 
@@ -595,7 +453,7 @@ func TestIntegrationRestartLosesNoPacketAndConverges(t *testing.T) {
 		}
 	}
 	for _, br := range []string{"br-int", "br-tun"} {
-		cookies, err := NewSwitch(n1.daemons.Instance, nil).Cookies(context.Background(), br)
+		cookies, err := NewSwitch(n1.tb.OVS.Instance, nil).Cookies(context.Background(), br)
 		b.must(err)
 		for _, c := range cookies {
 			if CookieRun(c) != third.Run() {
@@ -627,7 +485,7 @@ func TestIntegrationVSwitchdRestartIsRepushed(t *testing.T) {
 	pushes := r.Stats().FullPushes
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b.must(n1.daemons.RestartVSwitchd(ctx))
+	b.must(n1.tb.RestartVSwitchd(ctx))
 	waitFor(t, func() bool { return r.Stats().FullPushes >= pushes+3 }, "flows pushed again after ovs-vswitchd restarted")
 	if got := n1.flows(t, "br-int"); !slices.Equal(got, want) {
 		t.Errorf("br-int after ovs-vswitchd restart:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
