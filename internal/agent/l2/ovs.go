@@ -65,10 +65,15 @@ func (s *Switch) run(ctx context.Context, cfg Config, reprogram func()) {
 	s.mu.Lock()
 	s.bridges = cfg.bridges()
 	s.mu.Unlock()
-	go WatchSwitch(ctx, s.inst.BridgeSocket(cfg.IntegrationBridge), func() {
-		s.log.Warn("l2: ovs-vswitchd restarted (OpenFlow connection re-established); pushing all flows")
-		reprogram()
-	})
+	go func() {
+		// Reported when br-int is first reached (an extra whole push is
+		// harmless) and whenever its flow tables start out empty again:
+		// ovs-vswitchd restarted or the bridge was re-created.
+		for range s.inst.OpenFlow(cfg.IntegrationBridge).WatchFlowLoss(ctx) {
+			s.log.Info("l2: br-int (re)connected, its flows may be gone (ovs-vswitchd restarted?); pushing all flows")
+			reprogram()
+		}
+	}()
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		c, err := ovs.Connect(ctx, s.inst.DB, s.log)
@@ -236,3 +241,12 @@ func toOVSFlow(f Flow) ovs.Flow {
 
 // String names the instance in logs.
 func (s *Switch) String() string { return fmt.Sprintf("ovs(%s)", s.inst.DB) }
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
