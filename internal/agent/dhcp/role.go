@@ -12,6 +12,7 @@ import (
 
 	"github.com/neutrino-sdn/neutrino/internal/agent"
 	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
+	"github.com/neutrino-sdn/neutrino/internal/config"
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/netns"
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/ovs"
 )
@@ -451,4 +452,15 @@ func Cleanup(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer r.db.Close()
 	return r.removeStale(ctx, &plumber{cfg: r.cfg, db: r.db}, nil)
+}
+
+// ConfigFrom makes the role's configuration from the agent's: the lease
+// time of agent.dhcp and the integration bridge of agent.l2, on the host's
+// Open vSwitch inst (which runs in this process's namespace).
+func ConfigFrom(c config.Agent, inst ovs.Instance) Config {
+	return Config{
+		Settings:          Settings{LeaseDuration: c.DHCP.LeaseDuration},
+		IntegrationBridge: c.L2.IntegrationBridge,
+		OVS:               inst,
+	}
 }

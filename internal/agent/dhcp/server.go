@@ -127,7 +127,7 @@ func (s *Server) serve() {
 		}
 		reply, ok := Respond(s.table.Load(), req)
 		if !ok {
-			s.log.Debug("dhcp: no answer", "netns", s.ns, "mac", req.ClientHWAddr, "type", req.MessageType())
+			s.log.Debug("dhcp: no answer", "netns", s.ns, "mac", req.ClientHWAddr.String(), "type", req.MessageType())
 			continue
 		}
 		if err := s.send(reply); err != nil {
@@ -135,7 +135,7 @@ func (s *Server) serve() {
 			continue
 		}
 		s.answered.Add(1)
-		s.log.Debug("dhcp: answered", "netns", s.ns, "mac", req.ClientHWAddr, "type", reply.Msg.MessageType(), "address", reply.Msg.YourIPAddr, "to", reply.Dst)
+		s.log.Debug("dhcp: answered", "netns", s.ns, "mac", req.ClientHWAddr.String(), "type", reply.Msg.MessageType(), "address", reply.Msg.YourIPAddr, "to", reply.Dst)
 	}
 }
 
