@@ -55,7 +55,7 @@ func Down(ctx context.Context, path string, log *slog.Logger, out io.Writer) err
 	// namespace up ran in.
 	if rt, err := dir.ReadRuntime(); err == nil && rt.NetNS != "" {
 		if self, err := statedir.NetNSOf("self"); err == nil && self != rt.NetNS {
-			return fmt.Errorf("neutrino up for %s ran in another network namespace (%s, this is %s): run neutrino down there, e.g. with ip netns exec", dir.Path, rt.NetNS, self)
+			return fmt.Errorf("neutrino up for %s ran in another network namespace (%s, this is %s): run neutrino down there, e.g. with nsenter --net=/run/netns/NAME (ip netns exec would hide the namespaces it makes from the rest of the system)", dir.Path, rt.NetNS, self)
 		}
 	}
 	if err := stopUp(ctx, dir, out); err != nil {

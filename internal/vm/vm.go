@@ -159,7 +159,7 @@ func (m *Manager) env(project string) (env, error) {
 	}
 	if rt.NetNS != "" {
 		if self, serr := statedir.NetNSOf("self"); serr == nil && self != rt.NetNS {
-			return env{}, fmt.Errorf("neutrino up for %s runs in another network namespace (%s, this is %s): run neutrino vm where it runs, e.g. with ip netns exec", m.dir.Path, rt.NetNS, self)
+			return env{}, fmt.Errorf("neutrino up for %s runs in another network namespace (%s, this is %s): run neutrino vm where it runs, e.g. with nsenter --net=/run/netns/NAME (ip netns exec would hide the namespaces it makes from the rest of the system)", m.dir.Path, rt.NetNS, self)
 		}
 	}
 	url := rt.APIURL
