@@ -210,12 +210,15 @@ type backgroundRunner interface {
 	run(ctx context.Context, cfg Config, reprogram func())
 }
 
-// Sync replaces the desired state.
+// Sync replaces the desired state. A state without an l2 part (a sync
+// for other roles) changes nothing: wiping every flow of the node must
+// take an explicit, empty l2 state.
 func (r *Role) Sync(_ context.Context, state *msg.HostState) error {
-	d := newDesiredState()
-	if state != nil && state.L2 != nil {
-		d.replace(*state.L2)
+	if state == nil || state.L2 == nil {
+		return nil
 	}
+	d := newDesiredState()
+	d.replace(*state.L2)
 	r.mu.Lock()
 	r.desired = d
 	r.mu.Unlock()

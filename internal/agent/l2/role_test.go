@@ -352,6 +352,26 @@ func TestRoleWiresPluggedPortsAndReportsStatus(t *testing.T) {
 	}
 }
 
+func TestRoleSyncWithoutL2PartKeepsTheState(t *testing.T) {
+	ovs := newFakeOVS()
+	r := newTestRole(t, ovs, nil)
+	ctx := context.Background()
+	r.Sync(ctx, hostState())
+	reconcile(t, r)
+	ovs.plug("tap1", "port-1")
+	reconcile(t, r)
+	r.Sync(ctx, &msg.HostState{DHCP: &msg.DHCPState{}})
+	reconcile(t, r)
+	if !ovs.hasFlow("br-int", "fa:16:3e:00:00:01") {
+		t.Error("a sync for another role unwired port-1")
+	}
+	r.Sync(ctx, &msg.HostState{L2: &msg.L2State{}})
+	reconcile(t, r)
+	if ovs.hasFlow("br-int", "fa:16:3e:00:00:01") {
+		t.Error("an empty l2 state left port-1 wired")
+	}
+}
+
 func TestRoleDeletedNetworkLeavesNothing(t *testing.T) {
 	ovs := newFakeOVS()
 	r := newTestRole(t, ovs, nil)
