@@ -53,9 +53,9 @@ type Neutrino struct {
 }
 
 // StartNeutrino runs `neutrino up` (the API server alone, no agent) on a
-// fresh state directory and free ports, with any extra flags, waits until /healthz answers, and stops the
-// process by its PID when the test ends, also when it fails. The server's
-// log is shown on failure.
+// fresh state directory and free ports, with any extra flags, waits until
+// /healthz answers, and stops the process by its PID when the test ends,
+// also when it fails. The server's log is shown on failure.
 func StartNeutrino(t testing.TB, flags ...string) *Neutrino {
 	t.Helper()
 	bin := os.Getenv(BinEnv)
