@@ -235,6 +235,11 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (_ *VM, err err
 	if err := plug(ctx, e, v, net.MTU); err != nil {
 		return nil, err
 	}
+	// The first DHCP discover goes out once the port is wired: udhcpc
+	// retries only every second.
+	if err := waitActive(ctx, e, v.PortID); err != nil {
+		return nil, err
+	}
 	client := dhcpClient{dir: dir, netns: v.Namespace, iface: "eth0", hostname: v.Name}
 	if v.DHCPClientPID, err = client.start(); err != nil {
 		return nil, err
@@ -315,6 +320,24 @@ func waitAgent(ctx context.Context, e env) error {
 		case <-ctx.Done():
 			return fmt.Errorf("no alive Open vSwitch agent on host %s: %w", e.host, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// waitActive waits until the l2 agent has wired the port (status ACTIVE).
+func waitActive(ctx context.Context, e env, portID string) error {
+	for {
+		p, err := e.api.port(ctx, portID)
+		if err != nil {
+			return err
+		}
+		if p.Status == "ACTIVE" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("port %s is still %s: the l2 agent on host %s has not wired it: %w", portID, p.Status, e.host, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }
