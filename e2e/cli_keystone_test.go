@@ -19,6 +19,7 @@ import (
 // (quota set / quota show).
 func TestCLIWithKeystone(t *testing.T) {
 	t.Parallel()
+	RequireOpenstackCLI(t) // before Keystone, which takes seconds to start
 	ks := testenv.StartKeystone(t)
 	n := StartNeutrino(t, "--auth", "keystone", "--keystone-url", ks.URL)
 	registerNetworkEndpoint(t, ks, n.URL)

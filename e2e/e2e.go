@@ -212,11 +212,17 @@ func KeystoneCLI(t testing.TB, authURL, user, password, project string) *CLI {
 		"OS_REGION_NAME=RegionOne", "OS_INTERFACE=public")
 }
 
-func newCLI(t testing.TB, osEnv ...string) *CLI {
+// RequireOpenstackCLI skips t when Debian's openstack client is missing.
+func RequireOpenstackCLI(t testing.TB) {
 	t.Helper()
 	if _, err := os.Stat(openstackCLI); err != nil {
 		t.Skipf("skipping: %s not found; install python3-openstackclient (scripts/install-deps.sh)", openstackCLI)
 	}
+}
+
+func newCLI(t testing.TB, osEnv ...string) *CLI {
+	t.Helper()
+	RequireOpenstackCLI(t)
 	// A clean environment: no OS_* settings of the person running the tests,
 	// a private HOME for the client's caches, Debian's python first in PATH.
 	env := append([]string{
