@@ -139,7 +139,19 @@ type env struct {
 	log         *slog.Logger
 }
 
+// requireRoot fails clearly where namespaces and Open vSwitch would
+// fail obscurely.
+func requireRoot() error {
+	if os.Geteuid() != 0 {
+		return errors.New("neutrino vm needs root (network namespaces, Open vSwitch)")
+	}
+	return nil
+}
+
 func (m *Manager) env(project string) (env, error) {
+	if err := requireRoot(); err != nil {
+		return env{}, err
+	}
 	rt, running := m.dir.Running()
 	switch {
 	case !running && m.apiURL == "":
@@ -503,6 +515,9 @@ func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code
 func (m *Manager) Exec(ctx context.Context, name string, argv []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(argv) == 0 {
 		return errors.New("no command to run (neutrino vm exec NAME -- CMD…)")
+	}
+	if err := requireRoot(); err != nil {
+		return err
 	}
 	v, err := m.get(name)
 	if err != nil {
