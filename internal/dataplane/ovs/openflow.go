@@ -117,7 +117,9 @@ func (o *OpenFlow) Apply(ctx context.Context, mods ...FlowMod) error {
 		in.WriteString(m.spec)
 		in.WriteByte('\n')
 	}
-	if _, err := o.ofctl(ctx, &in, "--bundle", "add-flows", o.target, "-"); err != nil {
+	// --no-names: flows name ports by number, and looking names up costs
+	// a round trip per bundle (about 14 ms → 5 ms per bundle measured).
+	if _, err := o.ofctl(ctx, &in, "--no-names", "--bundle", "add-flows", o.target, "-"); err != nil {
 		return fmt.Errorf("ovs: bundle of %d flow changes on %s: %w", len(mods), o.bridge, err)
 	}
 	return nil
