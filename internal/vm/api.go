@@ -162,6 +162,18 @@ func (c *apiClient) network(ctx context.Context, ref string) (Network, error) {
 	return findOne(ctx, c, "networks", "network", ref, func(n Network) string { return n.ID })
 }
 
+type subnet struct {
+	ID         string `json:"id"`
+	IPVersion  int    `json:"ip_version"`
+	EnableDHCP bool   `json:"enable_dhcp"`
+}
+
+func (c *apiClient) subnets(ctx context.Context, networkID string) ([]subnet, error) {
+	var out struct{ Subnets []subnet }
+	err := c.do(ctx, http.MethodGet, "/v2.0/subnets?network_id="+url.QueryEscape(networkID), nil, &out)
+	return out.Subnets, err
+}
+
 func (c *apiClient) securityGroup(ctx context.Context, ref string) (string, error) {
 	type group struct {
 		ID string `json:"id"`

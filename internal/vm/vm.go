@@ -244,6 +244,9 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (_ *VM, err err
 	if err != nil {
 		return nil, err
 	}
+	if err := checkDHCP(ctx, e, v); err != nil {
+		return nil, err
+	}
 	if err := plug(ctx, e, v, net.MTU); err != nil {
 		return nil, err
 	}
@@ -315,6 +318,23 @@ func (m *Manager) createPort(ctx context.Context, e env, req CreateRequest, v *V
 		return fmt.Errorf("port %s could not be bound to host %s (binding:vif_type %s): its Open vSwitch agent does not reach network %s's segment (tunnel type or physical network)", p.ID, e.host, p.VIFType, net.Name)
 	}
 	return nil
+}
+
+// checkDHCP fails at once when no address of the port is on an IPv4
+// subnet with DHCP: the VM would wait for a lease in vain.
+func checkDHCP(ctx context.Context, e env, v *VM) error {
+	subnets, err := e.api.subnets(ctx, v.NetworkID)
+	if err != nil {
+		return err
+	}
+	for _, f := range v.FixedIPs {
+		for _, s := range subnets {
+			if s.ID == f.SubnetID && s.IPVersion == 4 && s.EnableDHCP {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("the VM's port on network %s has no address on an IPv4 subnet with DHCP enabled, so the VM would get no lease (port addresses %v)", v.NetworkName, v.FixedIPs)
 }
 
 // waitAgent waits until an alive Open vSwitch agent reports from the host
