@@ -49,6 +49,9 @@ type Role struct {
 	cfg  Config
 	log  *slog.Logger
 	kick chan struct{}
+	// stopped is closed once the background work ended after Start's
+	// context did.
+	stopped chan struct{}
 
 	// mu guards the desired state, which Sync and Apply change from the
 	// agent's goroutine while the reconciler reads it, and the stats.
@@ -100,7 +103,7 @@ func New(cfg Config, log *slog.Logger) (*Role, error) {
 		log = slog.Default()
 	}
 	return &Role{
-		cfg: cfg, log: log.With("role", msg.RoleDHCP), kick: make(chan struct{}, 1),
+		cfg: cfg, log: log.With("role", msg.RoleDHCP), kick: make(chan struct{}, 1), stopped: make(chan struct{}),
 		nets: map[string]*servedNetwork{}, problems: map[string]string{},
 	}, nil
 }
@@ -128,6 +131,10 @@ func (r *Role) Report() msg.ReportState {
 		Configurations: conf.Map(),
 	}
 }
+
+// Stopped is closed once the role's servers have stopped after the
+// context given to Start ended.
+func (r *Role) Stopped() <-chan struct{} { return r.stopped }
 
 // Stats returns what the role did so far.
 func (r *Role) Stats() Stats {
@@ -192,6 +199,7 @@ const (
 )
 
 func (r *Role) loop(ctx context.Context) {
+	defer close(r.stopped)
 	defer r.stop()
 	backoff := minRetry
 	retry := time.NewTimer(time.Hour)

@@ -114,9 +114,7 @@ func (nd *node) startDHCP(state *msg.HostState) (*Role, func()) {
 	stop := func() {
 		once.Do(func() {
 			cancel()
-			// The loop closes the servers when it ends.
-			r.reconcileMu.Lock()
-			r.reconcileMu.Unlock()
+			<-r.Stopped()
 		})
 	}
 	t.Cleanup(func() {

@@ -71,13 +71,10 @@ func listenUDP(dev string) (*net.UDPConn, error) {
 	f := os.NewFile(uintptr(fd), "dhcp-"+dev)
 	// FilePacketConn duplicates the descriptor; this one is closed either way.
 	defer f.Close()
-	for _, o := range []struct {
-		name string
-		opt  int
-	}{{"SO_BROADCAST", unix.SO_BROADCAST}, {"SO_REUSEADDR", unix.SO_REUSEADDR}} {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, o.opt, 1); err != nil {
-			return nil, fmt.Errorf("%s: %w", o.name, err)
-		}
+	// No SO_REUSEADDR: a second server on the same interface is a bug
+	// that should fail here, not split the requests.
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BROADCAST, 1); err != nil {
+		return nil, fmt.Errorf("SO_BROADCAST: %w", err)
 	}
 	if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, dev); err != nil {
 		return nil, fmt.Errorf("SO_BINDTODEVICE %s: %w", dev, err)

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -338,16 +337,57 @@ func TestServerCloseEndsServing(t *testing.T) {
 	srvNS := l.attach("srv", "ns-dhcp", nil)
 	withLinks(t, srvNS, func(h *link.Handle) error { return h.AddAddr("ns-dhcp", netip.MustParsePrefix("10.0.0.2/24")) })
 	n := serverNetwork("fa:16:3e:00:00:05")
-	var wg sync.WaitGroup
-	for range 3 {
+	for i := range 3 {
+		// Port 67 is free again each time: Close really closed the socket.
 		srv, err := Listen(srvNS, "ns-dhcp", BuildTable(n, n.DHCPPort, Settings{}), nil)
-		must(t, err)
-		wg.Add(1)
-		go func() { defer wg.Done(); srv.Close() }()
-		wg.Wait()
-		// Port 67 is free again at once: the socket is really closed.
+		if err != nil {
+			t.Fatalf("listen #%d: %v", i+1, err)
+		}
+		if again, err := Listen(srvNS, "ns-dhcp", nil, nil); err == nil {
+			again.Close()
+			t.Fatal("two servers listen on one interface")
+		}
+		srv.Close()
+		srv.Close() // closing twice is harmless
 	}
 	if _, err := Listen(srvNS, "missing0", nil, nil); err == nil || !strings.Contains(err.Error(), "missing0") {
 		t.Errorf("listening on a missing interface: %v", err)
+	}
+}
+
+// TestServerSecondSubnet: a client on the DHCP port's second subnet is
+// answered from the server's address there, and its unicast renewal too.
+func TestServerSecondSubnet(t *testing.T) {
+	requireNamespaces(t)
+	l := newLAN(t)
+	srvNS := l.attach("srv", "ns-dhcp", mustMAC(t, "fa:16:3e:00:00:02"))
+	withLinks(t, srvNS, func(h *link.Handle) error {
+		for _, a := range []string{"10.0.0.2/24", "10.1.0.2/24"} {
+			if err := h.AddAddr("ns-dhcp", netip.MustParsePrefix(a)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	vm := l.attach("vm", "eth0", mustMAC(t, "fa:16:3e:00:00:06"))
+	n := testNetwork()
+	srv, err := Listen(srvNS, "ns-dhcp", BuildTable(n, n.DHCPPort, Settings{}), nil)
+	must(t, err)
+	t.Cleanup(srv.Close)
+
+	c := startClient(t, vm)
+	ev, seen := c.waitEvent(0, eventIs("bound"), "lease on the second subnet")
+	want := map[string]string{
+		"ip": "10.1.0.6", "serverid": "10.1.0.2", "router": "", "mtu": "1450",
+		"staticroutes": "10.0.0.0/24 0.0.0.0 10.2.0.0/24 0.0.0.0", "lease": "86400",
+	}
+	for k, v := range want {
+		if ev[k] != v {
+			t.Errorf("lease %s = %q, want %q", k, ev[k], v)
+		}
+	}
+	c.renew()
+	if ev, _ = c.waitEvent(seen, eventIs("renew"), "renewal"); ev["ip"] != "10.1.0.6" || ev["serverid"] != "10.1.0.2" {
+		t.Errorf("renewal: %v", ev)
 	}
 }
