@@ -156,24 +156,32 @@ func Up(ctx context.Context, cfg config.Config, opts Options) (err error) {
 
 	printBanner(out, cfg, rt, sw, opts.DefaultStateDir, srv.NATSURL())
 
-	var runErr error
+	// Stop order: the agent, then the bus connection, then the server.
+	var agentDone, serverDone bool
+	var runErr, serverErr error
 	select {
 	case <-ctx.Done():
-		stopAgent()
-		runErr = <-agentErr
 	case runErr = <-agentErr:
-		if runErr == nil && ctx.Err() == nil {
+		agentDone = true
+		if runErr == nil {
 			runErr = errors.New("the agent stopped")
 		}
 		runErr = fmt.Errorf("all-in-one: agent: %w", runErr)
-	case runErr = <-serveErr:
-		serveErr <- nil // Serve returned; the shutdown below must not wait for it again
-		stopAgent()
-		<-agentErr
+	case serverErr = <-serveErr:
+		serverDone = true
+	}
+	stopAgent()
+	if !agentDone {
+		if err := <-agentErr; err != nil && runErr == nil {
+			runErr = fmt.Errorf("all-in-one: agent: %w", err)
+		}
 	}
 	conn.Close()
 	stopServer()
-	return errors.Join(runErr, <-serveErr)
+	if !serverDone {
+		serverErr = <-serveErr
+	}
+	return errors.Join(runErr, serverErr)
 }
 
 // serveOnly runs the API server alone (no agent roles configured): no
