@@ -10,6 +10,7 @@ import (
 	"log/slog"
 
 	"github.com/neutrino-sdn/neutrino/internal/agent"
+	"github.com/neutrino-sdn/neutrino/internal/agent/dhcp"
 	"github.com/neutrino-sdn/neutrino/internal/agent/l2"
 	"github.com/neutrino-sdn/neutrino/internal/bus"
 	"github.com/neutrino-sdn/neutrino/internal/config"
@@ -41,6 +42,16 @@ func New(cfg config.Agent, log *slog.Logger) ([]agent.Role, error) {
 			r, err := l2.Open(l2cfg, inst, log)
 			if err != nil {
 				return nil, fmt.Errorf("agent: l2 role: %w", err)
+			}
+			out = append(out, r)
+		case config.RoleDHCP:
+			inst, err := ovsInstance(cfg.L2)
+			if err != nil {
+				return nil, err
+			}
+			r, err := dhcp.New(dhcp.ConfigFrom(cfg, inst), log)
+			if err != nil {
+				return nil, fmt.Errorf("agent: dhcp role: %w", err)
 			}
 			out = append(out, r)
 		default:
