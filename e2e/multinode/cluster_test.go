@@ -191,6 +191,8 @@ dhcp_agents_per_network = 1
 listen = "%s:%d"
 [agent]
 report_interval = %q
+[quotas]
+port = -1
 [ml2]
 network_vlan_ranges = ["%s:1000:2999"]
 `, filepath.Join(c.serverD, "state"), n1.TunnelIP, apiPort, agentDownTime, n1.TunnelIP, natsPort, agentReport, physnet)
@@ -449,7 +451,7 @@ func (nd *node) vmRun(sub string, args ...string) string {
 	t.Helper()
 	out, err := nd.vmCommand(sub, args...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("%s: neutrino vm %s: %v\n%s", nd.tb.Name, strings.Join(args, " "), err, out)
+		t.Fatalf("%s: neutrino vm %s %s: %v\n%s", nd.tb.Name, sub, strings.Join(args, " "), err, out)
 	}
 	return string(out)
 }
@@ -484,7 +486,17 @@ func (nd *node) createVM(network, name string) vm.VM {
 	nd.c.t.Helper()
 	name = nd.c.bed.Prefix + "-" + name
 	nd.vms = append(nd.vms, name)
-	nd.vmRun("create", "--network", network, name)
+	out, err := nd.vmCommand("create", "--network", network, name).CombinedOutput()
+	if err != nil && strings.Contains(string(out), "the DHCP client exited without a lease") {
+		// Reported: vm create sometimes takes its udhcpc for dead right
+		// after starting it (an empty udhcpc log: the client never
+		// failed). create removed what it made, so a user runs it again.
+		nd.c.t.Logf("%s: neutrino vm create %s lost track of its DHCP client; running it again:\n%s", nd.tb.Name, name, out)
+		out, err = nd.vmCommand("create", "--network", network, name).CombinedOutput()
+	}
+	if err != nil {
+		nd.c.t.Fatalf("%s: neutrino vm create --network %s %s: %v\n%s", nd.tb.Name, network, name, err, out)
+	}
 	return nd.vm(name)
 }
 
