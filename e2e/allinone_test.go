@@ -27,16 +27,21 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/vm"
 )
 
-// allInOne is a `neutrino up` with every role, run by the test inside a
-// network namespace of its own (so its Open vSwitch bridges, VMs' veths
-// and API port never meet the host's or another test's), with the
-// neutrino commands run there too through nsenter, which switches the
-// network namespace only: the namespaces the commands make stay visible
-// to the whole system, as when a user runs them on a host.
+// allInOne is a `neutrino up` with every role, run by the test in a
+// network namespace of its own (its Open vSwitch bridges, VMs' veths and
+// API port never meet the host's or another test's) and a mount namespace
+// of its own whose /run/netns is a private tmpfs: the namespaces it makes
+// (VMs, qdhcp-) are seen by it alone, and it sees no other. A dhcp agent
+// removes every qdhcp- namespace it does not serve, so two on one machine
+// (this test and the multi-node tests, say) must not see each other's.
+// Every neutrino command of the test runs in both namespaces through
+// nsenter, as a user's would on a host of its own.
 type allInOne struct {
-	t        *testing.T
-	bin      string
-	netns    string
+	t     *testing.T
+	bin   string
+	netns string
+	// holder keeps the private mount namespace alive.
+	holder   *exec.Cmd
 	stateDir string
 	logPath  string
 	api      *http.Client
@@ -103,6 +108,7 @@ func newAllInOne(t *testing.T) *allInOne {
 			return conn, err
 		},
 	}}
+	a.startHolder()
 	// However the test ends: stop up, then take everything down.
 	t.Cleanup(func() {
 		a.stop()
@@ -115,9 +121,60 @@ func newAllInOne(t *testing.T) *allInOne {
 	return a
 }
 
-// command returns `neutrino args…` run inside the all-in-one's namespace.
+// startHolder starts the process that holds the all-in-one's mount
+// namespace, with a private tmpfs on /run/netns, and stops it when the
+// test ends.
+func (a *allInOne) startHolder() {
+	t := a.t
+	t.Helper()
+	a.holder = exec.Command("nsenter", "--net="+netns.Path(a.netns), "--",
+		"unshare", "--mount", "--propagation", "private", "--",
+		"sh", "-c", "mount -t tmpfs -o mode=0755 e2e-netns "+netns.RunDir+" && echo ready && exec sleep 3600")
+	stdout, err := a.holder.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	a.holder.Stderr = &stderr
+	a.holder.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := a.holder.Start(); err != nil {
+		t.Fatalf("start the mount namespace holder: %v", err)
+	}
+	t.Cleanup(func() {
+		a.holder.Process.Kill()
+		a.holder.Wait()
+	})
+	line := make([]byte, 6)
+	if _, err := io.ReadFull(stdout, line); err != nil || string(line) != "ready\n" {
+		a.holder.Process.Kill()
+		a.holder.Wait()
+		t.Fatalf("mount namespace holder: %q %v: %s", line, err, stderr.String())
+	}
+}
+
+// enter is the nsenter prefix into the all-in-one's namespaces.
+func (a *allInOne) enter() []string {
+	pid := fmt.Sprint(a.holder.Process.Pid)
+	return []string{"--net=/proc/" + pid + "/ns/net", "--mount=/proc/" + pid + "/ns/mnt", "--"}
+}
+
+// command returns `neutrino args…` run inside the all-in-one's namespaces.
 func (a *allInOne) command(args ...string) *exec.Cmd {
-	return exec.Command("nsenter", append([]string{"--net=" + netns.Path(a.netns), "--", a.bin}, args...)...)
+	return exec.Command("nsenter", append(append(a.enter(), a.bin), args...)...)
+}
+
+// namespaces lists the named network namespaces the all-in-one sees.
+func (a *allInOne) namespaces() []string {
+	a.t.Helper()
+	out, err := exec.Command("nsenter", append(a.enter(), "ls", netns.RunDir)...).CombinedOutput()
+	if err != nil {
+		a.t.Fatalf("list %s in the all-in-one's mount namespace: %v: %s", netns.RunDir, err, out)
+	}
+	return strings.Fields(string(out))
+}
+
+func (a *allInOne) hasNamespace(name string) bool {
+	return slices.Contains(a.namespaces(), name)
 }
 
 // start runs `neutrino up` with flags and waits until its API answers.
@@ -410,8 +467,8 @@ func TestAllInOneVMs(t *testing.T) {
 	}
 	var left struct{ Ports []apiPort }
 	a.mustCall(http.MethodGet, "/v2.0/ports?network_id="+quiet.Network.ID, nil, &left)
-	if len(left.Ports) != 0 || netns.Exists("vm-"+failed) {
-		t.Errorf("a failed vm create left ports %+v or namespace vm-%s (exists: %v)", left.Ports, failed, netns.Exists("vm-"+failed))
+	if len(left.Ports) != 0 || a.hasNamespace("vm-"+failed) {
+		t.Errorf("a failed vm create left ports %+v or namespace vm-%s (exists: %v)", left.Ports, failed, a.hasNamespace("vm-"+failed))
 	}
 	if _, ok := a.vms()[failed]; ok {
 		t.Errorf("vm list shows the VM whose create failed")
@@ -454,7 +511,7 @@ func TestAllInOneVMs(t *testing.T) {
 	if _, code := a.port(gone.PortID); code != http.StatusNotFound {
 		t.Errorf("after vm delete, GET its port: %d; want 404", code)
 	}
-	if netns.Exists(gone.Namespace) {
+	if a.hasNamespace(gone.Namespace) {
 		t.Errorf("after vm delete, namespace %s exists", gone.Namespace)
 	}
 	if alive(gone.DHCPClientPID) {
@@ -493,7 +550,7 @@ func TestAllInOneVMs(t *testing.T) {
 			t.Errorf("after SIGTERM to up, process %d it started runs", pid)
 		}
 	}
-	if !netns.Exists(vms[vm1].Namespace) {
+	if !a.hasNamespace(vms[vm1].Namespace) {
 		t.Fatalf("VM namespace %s did not survive up's stop", vms[vm1].Namespace)
 	}
 	if code, out := a.neutrino("vm", "create", "--state-dir", a.stateDir, "--network", "e2e-net", vm3); code == 0 || !strings.Contains(out, "neutrino up is not running") {
@@ -522,7 +579,7 @@ func TestAllInOneVMs(t *testing.T) {
 		namespaces = append(namespaces, v.Namespace)
 	}
 	namespaces = append(namespaces, "qdhcp-"+net.Network.ID)
-	if !netns.Exists("qdhcp-" + net.Network.ID) {
+	if !a.hasNamespace("qdhcp-" + net.Network.ID) {
 		t.Errorf("the DHCP agent has no namespace qdhcp-%s", net.Network.ID)
 	}
 	a.must("down", "--state-dir", a.stateDir)
@@ -533,10 +590,8 @@ func TestAllInOneVMs(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("neutrino up still runs after down")
 	}
-	for _, ns := range namespaces {
-		if netns.Exists(ns) {
-			t.Errorf("after down, namespace %s exists", ns)
-		}
+	if left := a.namespaces(); len(left) != 0 {
+		t.Errorf("after down, namespaces %v exist (the VMs' and the DHCP agent's were %v)", left, namespaces)
 	}
 	if links := linksIn(t, a.netns); !slices.Equal(links, []string{"lo"}) {
 		t.Errorf("after down, links in up's namespace: %v; want only lo", links)
@@ -578,7 +633,7 @@ func TestAllInOneVMCreateTimesOut(t *testing.T) {
 	if len(ports.Ports) != 0 {
 		t.Errorf("the failed create left ports %+v", ports.Ports)
 	}
-	if netns.Exists(vm.Namespace(name)) {
+	if a.hasNamespace(vm.Namespace(name)) {
 		t.Errorf("the failed create left namespace %s", vm.Namespace(name))
 	}
 	if links := linksIn(t, a.netns); slices.ContainsFunc(links, func(l string) bool { return strings.HasPrefix(l, "tap") }) {
