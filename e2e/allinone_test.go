@@ -505,6 +505,23 @@ func TestAllInOneVMs(t *testing.T) {
 		t.Errorf("vm exec of `exit 7` exited %d", code)
 	}
 
+	// On a node with no up (an agent only), vm works from --url, --host
+	// and --ovs-run-dir; here they name the all-in-one's.
+	var rec struct{ Host string }
+	data, err := os.ReadFile(filepath.Join(a.stateDir, "up.json"))
+	if err != nil || json.Unmarshal(data, &rec) != nil {
+		t.Fatalf("up.json: %v %s", err, data)
+	}
+	nodeDir := filepath.Join(filepath.Dir(a.stateDir), "node")
+	nodeFlags := []string{"--state-dir", nodeDir, "--url", a.url, "--host", rec.Host, "--ovs-run-dir", filepath.Join(a.stateDir, "ovs")}
+	vm4 := "e2e" + suffix + "d"
+	a.must(append(append([]string{"vm", "create"}, nodeFlags...), "--network", "e2e-net", vm4)...)
+	a.must(append(append([]string{"vm", "exec"}, nodeFlags...), vm4, "--", "ping", "-c1", "-W2", vms[vm1].ip())...)
+	a.must(append(append([]string{"vm", "delete"}, nodeFlags...), vm4)...)
+	if a.hasNamespace(vm.Namespace(vm4)) {
+		t.Errorf("vm delete --url left namespace %s", vm.Namespace(vm4))
+	}
+
 	// vm delete removes the port, the namespace and the OVS port.
 	gone := vms[vm2]
 	a.must("vm", "delete", "--state-dir", a.stateDir, vm2)
@@ -539,7 +556,7 @@ func TestAllInOneVMs(t *testing.T) {
 			VSwitchdPID    int `json:"vswitchd_pid"`
 		} `json:"ovs"`
 	}
-	data, err := os.ReadFile(filepath.Join(a.stateDir, "up.json"))
+	data, err = os.ReadFile(filepath.Join(a.stateDir, "up.json"))
 	if err != nil || json.Unmarshal(data, &rt) != nil || rt.OVS.VSwitchdPID == 0 {
 		t.Fatalf("up.json: %v %s", err, data)
 	}

@@ -17,7 +17,8 @@ import (
 
 // vmFlags are the flags every vm subcommand shares.
 type vmFlags struct {
-	stateDir, apiURL string
+	stateDir string
+	opts     vm.Options
 }
 
 func (f *vmFlags) manager(cmd *cobra.Command) (*vm.Manager, error) {
@@ -25,8 +26,9 @@ func (f *vmFlags) manager(cmd *cobra.Command) (*vm.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	return vm.NewManager(dir, f.apiURL, log), nil
+	opts := f.opts
+	opts.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return vm.NewManager(dir, opts), nil
 }
 
 func vmCmd() *cobra.Command {
@@ -37,10 +39,14 @@ func vmCmd() *cobra.Command {
 		Long: `A VM is a network namespace (vm-NAME) whose eth0 is plugged into br-int the
 way Nova's VIF driver plugs an instance, for a port bound to this host, and
 that gets its address by DHCP. They work with the all-in-one that
-'neutrino up --state-dir DIR' runs.`,
+'neutrino up --state-dir DIR' runs, or, on a node that runs 'neutrino agent'
+only, with the API given by --url (and --host, --ovs-run-dir as the agent's).`,
 	}
 	cmd.PersistentFlags().StringVar(&f.stateDir, "state-dir", config.DefaultStateDir(), "state directory of the all-in-one (neutrino up --state-dir)")
-	cmd.PersistentFlags().StringVar(&f.apiURL, "url", "", "the Networking API's URL (default: the one neutrino up recorded in --state-dir)")
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&f.opts.APIURL, "url", "", "the Networking API's URL (default: the one neutrino up recorded in --state-dir)")
+	pf.StringVar(&f.opts.Host, "host", "", "host the VMs' ports bind to, the local agent's agent.host (default: neutrino up's, else this machine's host name)")
+	pf.StringVar(&f.opts.OVSRunDir, "ovs-run-dir", "", "run directory of the local Open vSwitch when no neutrino up runs here, with --url (default /var/run/openvswitch)")
 	cmd.AddCommand(vmCreateCmd(f), vmListCmd(f), vmExecCmd(f), vmDeleteCmd(f))
 	return cmd
 }

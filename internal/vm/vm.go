@@ -76,19 +76,34 @@ func (v VM) IP() string {
 
 // Manager works on the VMs of one state directory.
 type Manager struct {
-	dir statedir.Dir
-	// apiURL overrides the runtime record's API URL.
-	apiURL string
-	log    *slog.Logger
+	dir  statedir.Dir
+	opts Options
+	log  *slog.Logger
 }
 
-// NewManager returns the VM manager of a state directory; apiURL, if not
-// empty, overrides where the API is found.
-func NewManager(dir statedir.Dir, apiURL string, log *slog.Logger) *Manager {
+// Options say where the API, the host name and Open vSwitch are when they
+// are not those of a `neutrino up` on the state directory, e.g. on a
+// compute node that runs `neutrino agent` only.
+type Options struct {
+	// APIURL overrides the runtime record's API URL; with no `up`
+	// running, it is required.
+	APIURL string
+	// Host overrides the host VMs' ports bind to (default: up's, else
+	// this machine's host name, as the agent's default).
+	Host string
+	// OVSRunDir is the Open vSwitch used when no `up` runs (default
+	// ovs.SystemRunDir).
+	OVSRunDir string
+	Log       *slog.Logger
+}
+
+// NewManager returns the VM manager of a state directory.
+func NewManager(dir statedir.Dir, opts Options) *Manager {
+	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{dir: dir, apiURL: apiURL, log: log}
+	return &Manager{dir: dir, opts: opts, log: log}
 }
 
 // validName keeps VM names usable as namespace and file names.
@@ -154,29 +169,37 @@ func (m *Manager) env(project string) (env, error) {
 	}
 	rt, running := m.dir.Running()
 	switch {
-	case !running && m.apiURL == "":
+	case !running && m.opts.APIURL == "":
 		_, rerr := m.dir.RequireRunning()
 		return env{}, rerr
 	case !running:
-		// An API given by --url, with the host's own Open vSwitch.
-		host, herr := config.Agent{}.HostName()
+		// A node without up: the API given by --url, the agent's host and
+		// Open vSwitch.
+		host, herr := config.Agent{Host: m.opts.Host}.HostName()
 		if herr != nil {
 			return env{}, herr
 		}
-		inst, ok := ovs.Detect()
-		if !ok {
-			return env{}, fmt.Errorf("no neutrino up runs with %s and no system Open vSwitch answers at %s", m.dir.Path, ovs.SystemRunDir)
+		runDir := m.opts.OVSRunDir
+		if runDir == "" {
+			runDir = ovs.SystemRunDir
 		}
-		return env{api: newAPIClient(m.apiURL, project), host: host, ovs: inst, integration: "br-int", log: m.log}, nil
+		inst, ok := ovs.DetectIn(runDir)
+		if !ok {
+			return env{}, fmt.Errorf("no neutrino up runs with %s and no Open vSwitch answers in %s (--ovs-run-dir)", m.dir.Path, runDir)
+		}
+		return env{api: newAPIClient(m.opts.APIURL, project), host: host, ovs: inst, integration: "br-int", log: m.log}, nil
 	}
 	if rt.NetNS != "" {
 		if self, serr := statedir.NetNSOf("self"); serr == nil && self != rt.NetNS {
 			return env{}, fmt.Errorf("neutrino up for %s runs in another network namespace (%s, this is %s): run neutrino vm where it runs, e.g. with nsenter --net=/run/netns/NAME (ip netns exec would hide the namespaces it makes from the rest of the system)", m.dir.Path, rt.NetNS, self)
 		}
 	}
-	url := rt.APIURL
-	if m.apiURL != "" {
-		url = m.apiURL
+	url, host := rt.APIURL, rt.Host
+	if m.opts.APIURL != "" {
+		url = m.opts.APIURL
+	}
+	if m.opts.Host != "" {
+		host = m.opts.Host
 	}
 	br := rt.OVS.IntegrationBridge
 	if br == "" {
@@ -184,7 +207,7 @@ func (m *Manager) env(project string) (env, error) {
 	}
 	return env{
 		api:         newAPIClient(url, project),
-		host:        rt.Host,
+		host:        host,
 		ovs:         ovs.Instance{DB: rt.OVS.DB, RunDir: rt.OVS.RunDir, VSwitchdCtl: rt.OVS.VSwitchdCtl},
 		integration: br,
 		log:         m.log,
