@@ -342,8 +342,10 @@ main() {
 	write_tempest_conf "$WORKSPACE/etc/tempest.conf"
 
 	cd "$WORKSPACE"
-	tempest run --list-tests --regex "$TESTS" --exclude-regex "$EXCLUDE" 2>"$RUN_DIR/logs/tempest-list.log" |
-		grep -E '^[a-z_]+\.' >"$RUN_DIR/selected-tests.txt" || die "listing the tests failed; see $RUN_DIR/logs/tempest-list.log"
+	tempest run --list-tests --regex "$TESTS" --exclude-regex "$EXCLUDE" >"$RUN_DIR/logs/tempest-list.log" 2>&1 ||
+		die "listing the tests failed; see $RUN_DIR/logs/tempest-list.log"
+	grep -E '^[a-z_]+\.' "$RUN_DIR/logs/tempest-list.log" >"$RUN_DIR/selected-tests.txt" ||
+		die "no test matches TESTS='$TESTS' (EXCLUDE='$EXCLUDE')"
 	local selected
 	selected=$(wc -l <"$RUN_DIR/selected-tests.txt")
 	log "running $selected tests with $CONCURRENCY workers (progress: $RUN_DIR/logs/tempest-run.log)"
