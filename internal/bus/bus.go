@@ -50,6 +50,14 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		}
 		if p == 0 {
 			p = server.RANDOM_PORT
+		} else {
+			// NATS reports a taken port only by never becoming ready;
+			// say so at once instead.
+			ln, err := net.Listen("tcp", opts.Listen)
+			if err != nil {
+				return nil, fmt.Errorf("bus: embedded NATS cannot listen on %s: %w", opts.Listen, err)
+			}
+			ln.Close()
 		}
 		o.Host, o.Port = host, p
 	}

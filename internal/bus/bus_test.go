@@ -88,3 +88,19 @@ func TestRPCQueueGroupAndNotifications(t *testing.T) {
 		t.Fatal("notification not delivered")
 	}
 }
+
+func TestEmbeddedOnATakenPortFailsAtOnce(t *testing.T) {
+	e, err := StartEmbedded(EmbeddedOptions{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Shutdown()
+	addr := e.ClientURL[len("nats://"):]
+	start := time.Now()
+	if _, err := StartEmbedded(EmbeddedOptions{Listen: addr}); err == nil {
+		t.Fatal("a second embedded NATS on the same address started")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("failing took %v", d)
+	}
+}
