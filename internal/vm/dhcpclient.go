@@ -152,19 +152,20 @@ func (c dhcpClient) pidFile() string    { return filepath.Join(c.dir, "udhcpc.pi
 func (c dhcpClient) logFile() string    { return filepath.Join(c.dir, "udhcpc.log") }
 func (c dhcpClient) scriptFile() string { return filepath.Join(c.dir, "dhcp-script") }
 
-// start starts udhcpc in the VM's namespace and returns its process id.
-func (c dhcpClient) start() (int, error) {
+// start starts udhcpc in the VM's namespace and returns its process id
+// and a channel that receives its exit while this process runs.
+func (c dhcpClient) start() (int, <-chan error, error) {
 	bb, err := busybox()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if err := os.WriteFile(c.scriptFile(), []byte(dhcpScript), 0o755); err != nil {
-		return 0, fmt.Errorf("write the DHCP client script: %w", err)
+		return 0, nil, fmt.Errorf("write the DHCP client script: %w", err)
 	}
 	os.Remove(c.leaseFile())
 	logf, err := os.OpenFile(c.logFile(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
-		return 0, fmt.Errorf("DHCP client log: %w", err)
+		return 0, nil, fmt.Errorf("DHCP client log: %w", err)
 	}
 	defer logf.Close()
 	// -f: stay a child we can follow until the lease, then detach by
@@ -180,18 +181,32 @@ func (c dhcpClient) start() (int, error) {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("start the DHCP client: %w", err)
+		return 0, nil, fmt.Errorf("start the DHCP client: %w", err)
 	}
+	// Wait reaps it should it die while this process still runs (init
+	// does afterwards) and tells waitLease. (Its /proc entry cannot tell:
+	// until ip execs, the child's command line is this process's.)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	pid := cmd.Process.Pid
-	// Reap it should it die while this process still runs; afterwards
-	// init does.
-	go cmd.Wait()
-	return pid, nil
+	// From here on stop() must recognise it by its command line.
+	for deadline := time.Now().Add(5 * time.Second); !c.owns(pid); {
+		select {
+		case err := <-exited:
+			return 0, nil, fmt.Errorf("the DHCP client exited at once (%v)%s", err, c.logTail())
+		case <-time.After(time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			return 0, nil, errors.New("the DHCP client did not start within 5s")
+		}
+	}
+	return pid, exited, nil
 }
 
-// waitLease waits until the client holds a lease, the client dies, or ctx
-// ends.
-func (c dhcpClient) waitLease(ctx context.Context, pid int) (Lease, error) {
+// waitLease waits until the client holds a lease, the client exits, or
+// ctx ends.
+func (c dhcpClient) waitLease(ctx context.Context, exited <-chan error) (Lease, error) {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -200,10 +215,9 @@ func (c dhcpClient) waitLease(ctx context.Context, pid int) (Lease, error) {
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return Lease{}, err
 		}
-		if !c.owns(pid) {
-			return Lease{}, fmt.Errorf("the DHCP client exited without a lease%s", c.logTail())
-		}
 		select {
+		case err := <-exited:
+			return Lease{}, fmt.Errorf("the DHCP client exited without a lease (%v)%s", err, c.logTail())
 		case <-ctx.Done():
 			return Lease{}, fmt.Errorf("no DHCP lease: %w%s", ctx.Err(), c.logTail())
 		case <-t.C:

@@ -279,13 +279,14 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (_ *VM, err err
 		return nil, err
 	}
 	client := dhcpClient{dir: dir, netns: v.Namespace, iface: "eth0", hostname: v.Name}
-	if v.DHCPClientPID, err = client.start(); err != nil {
+	var exited <-chan error
+	if v.DHCPClientPID, exited, err = client.start(); err != nil {
 		return nil, err
 	}
 	if err := saveRecord(dir, v); err != nil {
 		return nil, err
 	}
-	lease, err := client.waitLease(ctx, v.DHCPClientPID)
+	lease, err := client.waitLease(ctx, exited)
 	if err != nil {
 		return nil, fmt.Errorf("VM %s (port %s, MAC %s): %w", v.Name, v.PortID, v.MAC, err)
 	}
@@ -642,8 +643,10 @@ func RemoveLocal(ctx context.Context, dir string, v *VM, ovsdb string, log *slog
 	if tap != "" {
 		if h, err := link.Open(""); err == nil {
 			// Gone with the namespace normally; a veth whose peer never
-			// reached the namespace is not.
-			if err := h.Delete(tap); err != nil {
+			// reached the namespace is not. The kernel frees the
+			// namespace asynchronously: the veth may vanish between
+			// lookup and delete (ENODEV), which is as good.
+			if err := h.Delete(tap); err != nil && !errors.Is(err, syscall.ENODEV) {
 				errs = append(errs, err)
 			}
 			h.Close()
