@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"syscall"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -247,6 +248,11 @@ func (h *Handle) Delete(name string) error {
 		return err
 	}
 	if err := h.nl.LinkDel(l); err != nil {
+		if errors.Is(err, syscall.ENODEV) {
+			// The kernel removed it meanwhile (a veth whose peer's
+			// namespace was just deleted): gone is what was asked.
+			return nil
+		}
 		return h.wrap("delete", name, err)
 	}
 	return nil
