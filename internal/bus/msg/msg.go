@@ -37,6 +37,9 @@ const (
 	MethodSync = "sync"
 	// MethodPortStatus takes a PortStatus and returns PortStatusReply.
 	MethodPortStatus = "port_status"
+	// MethodFloatingIPStatus takes a FloatingIPStatus and returns
+	// FloatingIPStatusReply.
+	MethodFloatingIPStatus = "floatingip_status"
 )
 
 // HostSubject is the subject on which a host's agent receives its
@@ -81,6 +84,7 @@ const (
 const (
 	TopicL2   = "N/A"
 	TopicDHCP = "dhcp_agent"
+	TopicL3   = "l3_agent"
 )
 
 // Network types an l2 agent may serve.
@@ -172,7 +176,7 @@ type DHCPConfigurations struct {
 type SyncRequest struct {
 	Version int    `json:"version"`
 	Host    string `json:"host"`
-	// Roles limits the reply to these roles (RoleL2, RoleDHCP); empty means all.
+	// Roles limits the reply to these roles (RoleL2, RoleDHCP, RoleL3); empty means all.
 	Roles []string `json:"roles,omitempty"`
 }
 
@@ -189,6 +193,7 @@ type HostState struct {
 	Seq  uint64     `json:"seq"`
 	L2   *L2State   `json:"l2,omitempty"`
 	DHCP *DHCPState `json:"dhcp,omitempty"`
+	L3   *L3State   `json:"l3,omitempty"`
 }
 
 // L2State is the desired state of a host's l2 role.
@@ -202,6 +207,76 @@ type L2State struct {
 	// FDB holds, per tunnelled network of this host, the ports on other
 	// hosts (l2 population), by network id.
 	FDB []NetworkFDB `json:"fdb"`
+	// SecurityGroups are the groups of this host's ports (Port.SecurityGroups
+	// of the ports in Ports), with their rules, by id.
+	SecurityGroups []SecurityGroup `json:"security_groups"`
+	// RemoteGroups hold, for every group named as RemoteGroupID by a rule
+	// of SecurityGroups, the addresses of its members on any host, by
+	// group id.
+	RemoteGroups []RemoteGroup `json:"remote_groups"`
+}
+
+// Rule directions and ethertypes, as Neutron names them.
+const (
+	DirectionIngress = "ingress"
+	DirectionEgress  = "egress"
+	EthertypeIPv4    = "IPv4"
+	EthertypeIPv6    = "IPv6"
+)
+
+// SecurityGroup is a security group as the l2 role enforces it. A port
+// with port security is allowed what any rule of any of its groups allows
+// (plus the return traffic of allowed connections when Stateful); a port
+// without port security has no groups.
+type SecurityGroup struct {
+	ID string `json:"id"`
+	// Stateful groups allow the return traffic of connections their rules
+	// allow (conntrack); stateless ones allow exactly what the rules say.
+	Stateful bool `json:"stateful"`
+	// Rules are the group's rules, by id.
+	Rules []SecurityGroupRule `json:"rules"`
+	// Revision is the group's revision_number (it moves with every rule
+	// change).
+	Revision int64 `json:"revision"`
+}
+
+// SecurityGroupRule is one rule of a group, in canonical form: the agent
+// need not know Neutron's spellings.
+type SecurityGroupRule struct {
+	ID string `json:"id"`
+	// Direction is DirectionIngress (to the port) or DirectionEgress
+	// (from the port).
+	Direction string `json:"direction"`
+	// Ethertype is EthertypeIPv4 or EthertypeIPv6.
+	Ethertype string `json:"ethertype"`
+	// Protocol is the IP protocol number (6 tcp, 17 udp, 1 icmp, 58
+	// ipv6-icmp, …); nil means any protocol. Neutron's "ip" and "hopopt"
+	// names are 0.
+	Protocol *int `json:"protocol"`
+	// PortRangeMin and PortRangeMax bound the destination port for
+	// protocols with ports (tcp, udp, sctp, dccp, udplite); both set or
+	// both nil (any port). For ICMP and ICMPv6, PortRangeMin is the ICMP
+	// type and PortRangeMax the code; nil means any type (any code).
+	PortRangeMin *int `json:"port_range_min"`
+	PortRangeMax *int `json:"port_range_max"`
+	// RemoteIPPrefix limits the remote end (source for ingress,
+	// destination for egress) to a CIDR with its host bits cleared
+	// ("10.0.0.0/24"); "" means any address. Never set with RemoteGroupID.
+	RemoteIPPrefix string `json:"remote_ip_prefix,omitempty"`
+	// RemoteGroupID limits the remote end to the addresses of that
+	// group's members (L2State.RemoteGroups); "" means no such limit.
+	RemoteGroupID string `json:"remote_group_id,omitempty"`
+}
+
+// RemoteGroup is what a rule naming a group as remote group matches: the
+// addresses of the group's member ports, on every host.
+type RemoteGroup struct {
+	ID string `json:"id"`
+	// IPs are the members' fixed IPs and allowed-address-pair addresses,
+	// IPv4 and IPv6 together, each an address ("10.0.0.5") or, for an
+	// address pair given as a network, a CIDR with its host bits cleared
+	// ("10.0.1.0/24"); sorted, without duplicates.
+	IPs []string `json:"ips"`
 }
 
 // Network is a network as an agent needs it.
@@ -369,6 +444,7 @@ type Notification struct {
 	Resync bool        `json:"resync,omitempty"`
 	L2     *L2Update   `json:"l2,omitempty"`
 	DHCP   *DHCPUpdate `json:"dhcp,omitempty"`
+	L3     *L3Update   `json:"l3,omitempty"`
 }
 
 // L2Update changes part of a host's L2State.
@@ -388,6 +464,15 @@ type L2Update struct {
 	TunnelEndpoints []TunnelEndpoint `json:"tunnel_endpoints,omitempty"`
 	// TunnelEndpointsChanged says TunnelEndpoints is set, even when empty.
 	TunnelEndpointsChanged bool `json:"tunnel_endpoints_changed,omitempty"`
+	// SecurityGroups are added or replaced whole (rules included), by id.
+	SecurityGroups []SecurityGroup `json:"security_groups,omitempty"`
+	// DeletedSecurityGroups are no longer used by any port of this host.
+	DeletedSecurityGroups []string `json:"deleted_security_groups,omitempty"`
+	// RemoteGroups replace the member addresses of each group listed.
+	RemoteGroups []RemoteGroup `json:"remote_groups,omitempty"`
+	// DeletedRemoteGroups are no longer named by any rule of this host's
+	// groups; their member addresses can go.
+	DeletedRemoteGroups []string `json:"deleted_remote_groups,omitempty"`
 }
 
 // DHCPUpdate changes part of a host's DHCPState.
@@ -430,6 +515,17 @@ func (c L2Configurations) Map() map[string]any { return toMap(c) }
 // Map returns the configurations as a ReportState carries them.
 func (c DHCPConfigurations) Map() map[string]any { return toMap(c) }
 
+// Map returns the configurations as a ReportState carries them.
+func (c L3Configurations) Map() map[string]any { return toMap(c) }
+
+// ParseL3Configurations reads an l3 agent's reported (or stored)
+// configurations; unknown keys are ignored.
+func ParseL3Configurations(m map[string]any) (L3Configurations, error) {
+	var c L3Configurations
+	err := fromMap(m, &c)
+	return c, err
+}
+
 // ParseL2Configurations reads an Open vSwitch agent's reported (or
 // stored) configurations; unknown keys are ignored.
 func ParseL2Configurations(m map[string]any) (L2Configurations, error) {
@@ -460,4 +556,137 @@ func fromMap(m map[string]any, out any) error {
 		return fmt.Errorf("msg: configurations: %w", err)
 	}
 	return nil
+}
+
+// L3AgentModeLegacy is the only l3 agent mode neutrino has: every router
+// lives whole (interfaces, SNAT, floating IPs) on one agent's host.
+const L3AgentModeLegacy = "legacy"
+
+// L3Configurations are what an l3 agent reports, with Neutron's keys.
+type L3Configurations struct {
+	// AgentMode is L3AgentModeLegacy.
+	AgentMode string `json:"agent_mode"`
+	// InterfaceDriver plugs router interfaces ("openvswitch").
+	InterfaceDriver string `json:"interface_driver"`
+	// HandleInternalOnlyRouters says routers without a gateway are
+	// scheduled here too.
+	HandleInternalOnlyRouters bool `json:"handle_internal_only_routers"`
+	// GatewayExternalNetworkID limits the agent to one external network
+	// ("" for any).
+	GatewayExternalNetworkID string `json:"gateway_external_network_id"`
+	// Routers, Interfaces, FloatingIPs and ExGWPorts count what the
+	// agent serves.
+	Routers     int `json:"routers"`
+	Interfaces  int `json:"interfaces"`
+	FloatingIPs int `json:"floating_ips"`
+	ExGWPorts   int `json:"ex_gw_ports"`
+	// LogAgentHeartbeats is always false here; Neutron reports it.
+	LogAgentHeartbeats bool `json:"log_agent_heartbeats"`
+}
+
+// L3State is the desired state of a host's l3 role.
+type L3State struct {
+	// Routers are the routers scheduled to this host's l3 agent, by id.
+	Routers []Router `json:"routers"`
+}
+
+// Router is a router as the l3 role needs it: everything its namespace
+// holds. Notifications replace a router whole; the agent applies the
+// difference to what it has.
+type Router struct {
+	ID           string `json:"id"`
+	ProjectID    string `json:"project_id"`
+	AdminStateUp bool   `json:"admin_state_up"`
+	// EnableSNAT is external_gateway_info.enable_snat (false without a
+	// gateway).
+	EnableSNAT bool `json:"enable_snat"`
+	// Gateway is the router's port on its external network; nil without
+	// an external gateway.
+	Gateway *RouterPort `json:"gateway"`
+	// Interfaces are the router's ports on internal networks
+	// (device_owner network:router_interface), by port id.
+	Interfaces []RouterPort `json:"interfaces"`
+	// Routes are the extra routes, by destination then nexthop.
+	Routes []HostRoute `json:"routes"`
+	// FloatingIPs are the floating IPs associated with a port through this
+	// router, by id. Unassociated floating IPs are not here.
+	FloatingIPs []FloatingIP `json:"floating_ips"`
+	// Revision is the router's revision_number.
+	Revision int64 `json:"revision"`
+}
+
+// RouterPort is a router's gateway port or one of its interfaces.
+type RouterPort struct {
+	// ID is the port's id; its device is named after it (qr-/qg- plus
+	// the id's first 11 characters, as Neutron does).
+	ID           string `json:"id"`
+	MAC          string `json:"mac_address"`
+	AdminStateUp bool   `json:"admin_state_up"`
+	NetworkID    string `json:"network_id"`
+	MTU          int    `json:"mtu"`
+	// Segment is the network's provider segment (the external network's
+	// for a gateway).
+	Segment Segment `json:"segment"`
+	// FixedIPs are the port's addresses with their subnets, by subnet
+	// then address.
+	FixedIPs []RouterIP `json:"fixed_ips"`
+	// Status is the port's status as the server knows it.
+	Status   string `json:"status"`
+	Revision int64  `json:"revision"`
+}
+
+// RouterIP is one address of a router port and its subnet.
+type RouterIP struct {
+	SubnetID  string `json:"subnet_id"`
+	IPAddress string `json:"ip_address"`
+	// CIDR is the subnet's; the address is configured with its prefix
+	// length.
+	CIDR      string `json:"cidr"`
+	IPVersion int    `json:"ip_version"`
+	// GatewayIP is the subnet's gateway ("" without one): on a gateway
+	// port, the router's default route.
+	GatewayIP string `json:"gateway_ip,omitempty"`
+}
+
+// FloatingIP is a 1:1 NAT of a router: traffic to FloatingIPAddress goes
+// to FixedIPAddress of PortID, and that address's traffic leaves from
+// FloatingIPAddress.
+type FloatingIP struct {
+	ID                string `json:"id"`
+	FloatingIPAddress string `json:"floating_ip_address"`
+	FixedIPAddress    string `json:"fixed_ip_address"`
+	// PortID is the internal port the floating IP is associated with.
+	PortID string `json:"port_id"`
+	// FloatingNetworkID is the external network of the floating IP.
+	FloatingNetworkID string `json:"floating_network_id"`
+	// Status is the status as the server knows it ("ACTIVE", "DOWN").
+	Status   string `json:"status"`
+	Revision int64  `json:"revision"`
+}
+
+// L3Update changes part of a host's L3State.
+type L3Update struct {
+	// Routers are added or replaced whole, by id.
+	Routers []Router `json:"routers,omitempty"`
+	// DeletedRouters are gone from this host (deleted or scheduled
+	// elsewhere): their namespaces go.
+	DeletedRouters []string `json:"deleted_routers,omitempty"`
+}
+
+// FloatingIPStatus reports floating IPs an l3 agent configured (Active) or
+// could not or no longer does (Down).
+type FloatingIPStatus struct {
+	Version int      `json:"version"`
+	Host    string   `json:"host"`
+	Active  []string `json:"active,omitempty"`
+	Down    []string `json:"down,omitempty"`
+}
+
+// FloatingIPStatusReply answers a FloatingIPStatus.
+type FloatingIPStatusReply struct {
+	Version int `json:"version"`
+	// Unknown are the reported floating IPs that do not exist or whose
+	// router is not scheduled to the reporting host; their status was
+	// left alone.
+	Unknown []string `json:"unknown,omitempty"`
 }

@@ -68,3 +68,18 @@ func TestHostSubjectIsOneToken(t *testing.T) {
 		}
 	}
 }
+
+func TestL3ConfigurationsRoundTrip(t *testing.T) {
+	in := msg.L3Configurations{AgentMode: msg.L3AgentModeLegacy, InterfaceDriver: "openvswitch", HandleInternalOnlyRouters: true, Routers: 2, FloatingIPs: 1}
+	m := in.Map()
+	if m["agent_mode"] != "legacy" || m["handle_internal_only_routers"] != true || m["floating_ips"] != float64(1) {
+		t.Fatalf("Map() = %v, want Neutron's keys", m)
+	}
+	out, err := msg.ParseL3Configurations(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in, out) {
+		t.Errorf("round trip: got %+v, want %+v", out, in)
+	}
+}
