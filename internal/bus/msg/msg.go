@@ -313,11 +313,17 @@ type Port struct {
 	// Host is binding:host_id.
 	Host string `json:"host,omitempty"`
 	// VIFType is binding:vif_type ("ovs", "binding_failed", "unbound").
-	VIFType             string        `json:"vif_type,omitempty"`
-	PortSecurityEnabled bool          `json:"port_security_enabled"`
+	VIFType string `json:"vif_type,omitempty"`
+	// PortSecurityEnabled false turns off anti-spoofing and the firewall
+	// for the port (it then has no SecurityGroups nor AllowedAddressPairs).
+	PortSecurityEnabled bool `json:"port_security_enabled"`
+	// AllowedAddressPairs are the addresses the port may use besides
+	// FixedIPs and MAC.
 	AllowedAddressPairs []AddressPair `json:"allowed_address_pairs,omitempty"`
-	SecurityGroups      []string      `json:"security_groups,omitempty"`
-	ExtraDHCPOpts       []DHCPOption  `json:"extra_dhcp_opts,omitempty"`
+	// SecurityGroups are the ids of the port's groups, sorted; the host's
+	// L2State.SecurityGroups holds them.
+	SecurityGroups []string     `json:"security_groups,omitempty"`
+	ExtraDHCPOpts  []DHCPOption `json:"extra_dhcp_opts,omitempty"`
 	// Status is the port's status as the server knows it.
 	Status string `json:"status"`
 	// Revision is the port's revision_number.
@@ -330,7 +336,10 @@ type FixedIP struct {
 	IPAddress string `json:"ip_address"`
 }
 
-// AddressPair is an allowed address pair (an address or a CIDR).
+// AddressPair is an allowed address pair: the port may also send from
+// IPAddress (an address, or a CIDR as the user gave it, host bits
+// included: "10.0.1.7/24" allows 10.0.1.0/24) with MACAddress (always
+// set: the port's own MAC when the pair names none).
 type AddressPair struct {
 	IPAddress  string `json:"ip_address"`
 	MACAddress string `json:"mac_address"`
