@@ -318,7 +318,7 @@ func (r *Role) reconcile(ctx context.Context, snap map[string]desiredNetwork, fu
 			cur = nil
 		}
 		want[p.Netns] = true
-		if cur != nil && !full && cur.gen == n.gen && cur.plumbing.equal(p) && cur.server != nil {
+		if cur != nil && !full && cur.gen == n.gen && cur.plumbing.Equal(p) && cur.server != nil {
 			continue
 		}
 		if err := r.serve(ctx, pl, n, p, full); err != nil {
@@ -348,7 +348,7 @@ func (r *Role) serve(ctx context.Context, pl *plumber, n desiredNetwork, p *plum
 		cur = &servedNetwork{}
 		r.nets[n.ID] = cur
 	}
-	if full || !cur.plumbing.equal(p) {
+	if full || !cur.plumbing.Equal(p) {
 		recreated, err := pl.ensure(ctx, p)
 		if recreated && cur.server != nil {
 			// Its socket is bound to the interface that went.

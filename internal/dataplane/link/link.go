@@ -355,6 +355,58 @@ func (h *Handle) AddRoute(r Route) error {
 	return nil
 }
 
+// DelAddr removes addr from the link. Removing an address the link does
+// not have is not an error.
+func (h *Handle) DelAddr(name string, addr netip.Prefix) error {
+	l, err := h.get(name)
+	if err != nil {
+		return err
+	}
+	nlAddr := &netlink.Addr{IPNet: &net.IPNet{IP: addr.Addr().AsSlice(), Mask: net.CIDRMask(addr.Bits(), addr.Addr().BitLen())}}
+	if err := h.nl.AddrDel(l, nlAddr); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+		return h.wrap("remove address "+addr.String()+" from", name, err)
+	}
+	return nil
+}
+
+// Routes lists the IPv4 routes of the main table that go through a
+// gateway (static routes, not the kernel's connected ones).
+func (h *Handle) Routes() ([]Route, error) {
+	routes, err := h.nl.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil, fmt.Errorf("link: list routes in %s: %w", h.where(), err)
+	}
+	var out []Route
+	for _, r := range routes {
+		gw, ok := netip.AddrFromSlice(r.Gw)
+		if !ok {
+			continue
+		}
+		dst := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		if r.Dst != nil {
+			ip, _ := netip.AddrFromSlice(r.Dst.IP)
+			ones, _ := r.Dst.Mask.Size()
+			dst = netip.PrefixFrom(ip.Unmap(), ones)
+		}
+		rt := Route{Dst: dst, Gateway: gw.Unmap()}
+		if l, err := h.nl.LinkByIndex(r.LinkIndex); err == nil {
+			rt.Dev = l.Attrs().Name
+		}
+		out = append(out, rt)
+	}
+	return out, nil
+}
+
+// DelRoute removes the route to r.Dst. A missing route is not an error.
+func (h *Handle) DelRoute(r Route) error {
+	dst := r.Dst.Masked()
+	nlRoute := &netlink.Route{Dst: &net.IPNet{IP: dst.Addr().AsSlice(), Mask: net.CIDRMask(dst.Bits(), dst.Addr().BitLen())}}
+	if err := h.nl.RouteDel(nlRoute); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("link: remove route %s in %s: %w", r.Dst, h.where(), err)
+	}
+	return nil
+}
+
 // DisableTXChecksum turns TX checksum offload off on the link, as `ethtool
 // -K name tx off` does. Kernel endpoints whose packets reach the OVS
 // userspace datapath through a veth need it, or their TCP and UDP packets
