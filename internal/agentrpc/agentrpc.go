@@ -47,6 +47,7 @@ type Server struct {
 	opts                         Options
 	log                          *slog.Logger
 	nets, subnets, ports, agents *resource.Resource
+	groups, rules                *resource.Resource
 	kick                         chan struct{}
 	unsub                        []func()
 }
@@ -68,6 +69,7 @@ func Register(svc *service.Service, conn *bus.Conn, opts Options) (*Server, erro
 		svc: svc, conn: conn, opts: opts, log: opts.Log,
 		nets: reg.ByPlural("networks"), subnets: reg.ByPlural("subnets"),
 		ports: reg.ByPlural("ports"), agents: reg.ByPlural("agents"),
+		groups: reg.ByPlural("security-groups"), rules: reg.ByPlural("security-group-rules"),
 		kick: make(chan struct{}, 1),
 	}
 	svc.SetHooks("ports", &service.Hooks{
@@ -75,6 +77,8 @@ func Register(svc *service.Service, conn *bus.Conn, opts Options) (*Server, erro
 	})
 	svc.SetHooks("networks", &service.Hooks{PostUpdate: s.networkUpdated, PreDelete: s.networkDeleting})
 	svc.SetHooks("subnets", &service.Hooks{PostCreate: s.subnetChanged, PostUpdate: s.subnetUpdated, PostDelete: s.subnetChanged})
+	svc.SetHooks("security-group-rules", &service.Hooks{PostCreate: s.ruleChanged, PostDelete: s.ruleChanged})
+	svc.SetHooks("security-groups", &service.Hooks{PreDelete: s.groupDeleting})
 	svc.OnChange(s.onChange)
 	for method, fn := range map[string]func(context.Context, json.RawMessage) (any, error){
 		msg.MethodReportState: s.reportState,
@@ -117,15 +121,84 @@ func (s *Server) record(tx *store.Tx, err error) error {
 }
 
 func (s *Server) portCreated(ctx context.Context, tx *store.Tx, _ *service.Call, p resource.Object) error {
+	if err := s.portGroupsChanged(ctx, tx, nil, p); err != nil {
+		return err
+	}
 	return s.record(tx, outbox.PortChanged(ctx, tx, str(p["network_id"]), str(p["id"]), str(p["binding:host_id"])))
 }
 
 func (s *Server) portUpdated(ctx context.Context, tx *store.Tx, _ *service.Call, old, p resource.Object) error {
+	if err := s.portGroupsChanged(ctx, tx, old, p); err != nil {
+		return err
+	}
 	return s.record(tx, outbox.PortChanged(ctx, tx, str(p["network_id"]), str(p["id"]), str(old["binding:host_id"]), str(p["binding:host_id"])))
 }
 
 func (s *Server) portDeleted(ctx context.Context, tx *store.Tx, _ *service.Call, p resource.Object) error {
+	if err := s.portGroupsChanged(ctx, tx, p, nil); err != nil {
+		return err
+	}
 	return s.record(tx, outbox.PortChanged(ctx, tx, str(p["network_id"]), str(p["id"]), str(p["binding:host_id"])))
+}
+
+// portGroupsChanged records what a port's change (old or p nil: created
+// or deleted) means for security groups: the hosts whose rules name its
+// groups as remote group hear of new member addresses, and its hosts
+// refresh the groups it uses or used there.
+func (s *Server) portGroupsChanged(ctx context.Context, tx *store.Tx, old, p resource.Object) error {
+	var before, after msg.Port
+	if old != nil {
+		before = portMsg(old)
+	}
+	if p != nil {
+		after = portMsg(p)
+	}
+	groups := uniq(append(slices.Clone(before.SecurityGroups), after.SecurityGroups...))
+	if len(groups) == 0 {
+		return nil
+	}
+	membership := !slices.Equal(before.SecurityGroups, after.SecurityGroups) ||
+		!slices.Equal(before.FixedIPs, after.FixedIPs) || !slices.Equal(before.AllowedAddressPairs, after.AllowedAddressPairs)
+	if membership {
+		if err := outbox.MembersChanged(ctx, tx, groups...); err != nil {
+			return err
+		}
+	}
+	placement := membership || before.Host != after.Host || before.VIFType != after.VIFType ||
+		before.PortSecurityEnabled != after.PortSecurityEnabled
+	if placement {
+		if err := outbox.PortGroupsChanged(ctx, tx, groups, before.Host, after.Host); err != nil {
+			return err
+		}
+	}
+	return s.record(tx, nil)
+}
+
+// ruleChanged tells the hosts using a rule's group of its new rules, and
+// of the members of the rule's remote group they now need or may drop.
+func (s *Server) ruleChanged(ctx context.Context, tx *store.Tx, _ *service.Call, r resource.Object) error {
+	var remotes []string
+	if id := str(r["remote_group_id"]); id != "" {
+		remotes = append(remotes, id)
+	}
+	return s.record(tx, outbox.SecurityGroupChanged(ctx, tx, str(r["security_group_id"]), remotes...))
+}
+
+// groupDeleting runs while the rules of other groups that name the group
+// as remote group still exist (they go with it): their hosts hear of it.
+// The group itself is used by no port, so no host holds it.
+func (s *Server) groupDeleting(ctx context.Context, tx *store.Tx, _ *service.Call, g resource.Object) error {
+	id := str(g["id"])
+	others, err := queryStrings(ctx, tx, `SELECT DISTINCT security_group_id FROM security_group_rules WHERE remote_group_id = ? AND security_group_id <> ?`, id, id)
+	if err != nil {
+		return err
+	}
+	for _, other := range others {
+		if err := outbox.SecurityGroupChanged(ctx, tx, other, id); err != nil {
+			return err
+		}
+	}
+	return s.record(tx, nil)
 }
 
 func (s *Server) networkUpdated(ctx context.Context, tx *store.Tx, _ *service.Call, _, n resource.Object) error {

@@ -22,10 +22,11 @@ type view struct {
 	l2Agents map[string]msg.L2Configurations
 	nets     map[string]resource.Object // nil value: gone
 	netPorts map[string][]resource.Object
+	sg       groupCache
 }
 
 func (s *Server) newView(ctx context.Context, tx *store.Tx) (*view, error) {
-	v := &view{s: s, tx: tx, l2Agents: map[string]msg.L2Configurations{}, nets: map[string]resource.Object{}, netPorts: map[string][]resource.Object{}}
+	v := &view{s: s, tx: tx, l2Agents: map[string]msg.L2Configurations{}, nets: map[string]resource.Object{}, netPorts: map[string][]resource.Object{}, sg: newGroupCache()}
 	agents, err := tx.List(ctx, s.agents, store.Where{"agent_type": {msg.AgentTypeOVS}})
 	if err != nil {
 		return nil, err
@@ -123,6 +124,9 @@ func (v *view) l2State(ctx context.Context, host string) (*msg.L2State, error) {
 		}
 	}
 	st.TunnelEndpoints = v.endpoints(host)
+	if st.SecurityGroups, st.RemoteGroups, err = v.securityState(ctx, st.Ports); err != nil {
+		return nil, err
+	}
 	return st, nil
 }
 
@@ -285,6 +289,10 @@ func (v *view) notification(ctx context.Context, b outbox.Batch) (*msg.Notificat
 	if endpoints {
 		l2.TunnelEndpoints, l2.TunnelEndpointsChanged = v.endpoints(b.Host), true
 	}
+	groupIDs, remoteIDs := securityEntries(b)
+	if err := v.securityPart(ctx, l2, b.Host, groupIDs, remoteIDs); err != nil {
+		return nil, err
+	}
 	if !emptyL2(l2) {
 		n.L2 = l2
 	}
@@ -295,7 +303,8 @@ func (v *view) notification(ctx context.Context, b outbox.Batch) (*msg.Notificat
 }
 
 func emptyL2(u *msg.L2Update) bool {
-	return len(u.Ports)+len(u.DeletedPorts)+len(u.Networks)+len(u.DeletedNetworks)+len(u.FDB) == 0 && !u.TunnelEndpointsChanged
+	return len(u.Ports)+len(u.DeletedPorts)+len(u.Networks)+len(u.DeletedNetworks)+len(u.FDB) == 0 && !u.TunnelEndpointsChanged &&
+		len(u.SecurityGroups)+len(u.DeletedSecurityGroups)+len(u.RemoteGroups)+len(u.DeletedRemoteGroups) == 0
 }
 
 // l2Part adds one network's state on host: the named ports (or all of the
@@ -450,9 +459,14 @@ func portMsg(p resource.Object) msg.Port {
 	for _, f := range port.FixedIPsOf(p) {
 		m.FixedIPs = append(m.FixedIPs, msg.FixedIP{SubnetID: f.SubnetID, IPAddress: f.IP.String()})
 	}
+	slices.Sort(m.SecurityGroups)
 	for _, e := range listOf(p["allowed_address_pairs"]) {
 		pair, _ := e.(map[string]any)
-		m.AllowedAddressPairs = append(m.AllowedAddressPairs, msg.AddressPair{IPAddress: str(pair["ip_address"]), MACAddress: str(pair["mac_address"])})
+		mac := str(pair["mac_address"])
+		if mac == "" {
+			mac = m.MAC
+		}
+		m.AllowedAddressPairs = append(m.AllowedAddressPairs, msg.AddressPair{IPAddress: str(pair["ip_address"]), MACAddress: mac})
 	}
 	for _, e := range listOf(p["extra_dhcp_opts"]) {
 		o, _ := e.(map[string]any)

@@ -1,7 +1,8 @@
 // Package outbox owns the record of what agents must hear about: in the
 // transaction of a change, one entry per host that must learn of it (the
 // hosts of the port, the hosts with ports on its network for l2
-// population, the DHCP agents of the network); later any server replica
+// population, the DHCP agents of the network, the hosts using a security
+// group or naming it as remote group); later any server replica
 // claims the entries, numbers each host's notification in that host's
 // sequence and publishes it. An entry is written or rolled back with its
 // change, so no committed change goes unannounced; a notification lost
@@ -34,6 +35,13 @@ const (
 	KindEndpoints = "endpoints"
 	// KindResync: the host must take a full sync.
 	KindResync = "resync"
+	// KindSecurityGroup: one security group (its rules) on the host, or
+	// its removal when no port of the host uses it any more.
+	KindSecurityGroup = "security_group"
+	// KindRemoteGroup: the member addresses of one group that rules of
+	// the host's groups name as remote group, or their removal when no
+	// such rule is left.
+	KindRemoteGroup = "remote_group"
 )
 
 // Entry says one host must hear about one change.
@@ -42,6 +50,9 @@ type Entry struct {
 	Kind      string
 	NetworkID string
 	PortID    string
+	// SecurityGroupID names the group of KindSecurityGroup and
+	// KindRemoteGroup.
+	SecurityGroupID string
 }
 
 // Add records entries in the change's transaction; entries without a host
@@ -51,8 +62,8 @@ func Add(ctx context.Context, tx *store.Tx, entries ...Entry) error {
 		if e.Host == "" {
 			continue
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO agent_outbox (id, host, kind, network_id, port_id) VALUES (?, ?, ?, ?, ?)`,
-			uuid.NewString(), e.Host, e.Kind, e.NetworkID, e.PortID)
+		_, err := tx.Exec(ctx, `INSERT INTO agent_outbox (id, host, kind, network_id, port_id, security_group_id) VALUES (?, ?, ?, ?, ?, ?)`,
+			uuid.NewString(), e.Host, e.Kind, e.NetworkID, e.PortID, e.SecurityGroupID)
 		if err != nil {
 			return fmt.Errorf("outbox: record %s change for host %s: %w", e.Kind, e.Host, err)
 		}
@@ -142,6 +153,99 @@ func EndpointsChanged(ctx context.Context, tx *store.Tx, except string) error {
 	return Add(ctx, tx, entries...)
 }
 
+// GroupHosts returns the hosts with ports bound that use any of the
+// security groups, sorted.
+func GroupHosts(ctx context.Context, tx *store.Tx, groupIDs []string) ([]string, error) {
+	if len(groupIDs) == 0 {
+		return nil, nil
+	}
+	return queryStrings(ctx, tx, `SELECT DISTINCT p.binding_host_id FROM security_group_port_bindings b
+		JOIN ports p ON p.id = b.port_id WHERE p.binding_host_id <> '' AND b.security_group_id IN (`+placeholders(len(groupIDs))+`)`, anys(groupIDs)...)
+}
+
+// RemoteGroupHosts returns the hosts with ports bound that use a group
+// with a rule naming any of the groups as remote group, sorted.
+func RemoteGroupHosts(ctx context.Context, tx *store.Tx, groupIDs []string) ([]string, error) {
+	if len(groupIDs) == 0 {
+		return nil, nil
+	}
+	return queryStrings(ctx, tx, `SELECT DISTINCT p.binding_host_id FROM security_group_rules r
+		JOIN security_group_port_bindings b ON b.security_group_id = r.security_group_id
+		JOIN ports p ON p.id = b.port_id
+		WHERE p.binding_host_id <> '' AND r.remote_group_id IN (`+placeholders(len(groupIDs))+`)`, anys(groupIDs)...)
+}
+
+// SecurityGroupChanged records a change of a group's rules for every host
+// using the group; remoteGroupIDs are the remote groups of the rules that
+// changed, whose member addresses those hosts may now need or may drop.
+func SecurityGroupChanged(ctx context.Context, tx *store.Tx, groupID string, remoteGroupIDs ...string) error {
+	hosts, err := GroupHosts(ctx, tx, []string{groupID})
+	if err != nil {
+		return err
+	}
+	var entries []Entry
+	for _, h := range hosts {
+		entries = append(entries, Entry{Host: h, Kind: KindSecurityGroup, SecurityGroupID: groupID})
+		for _, r := range merge(nil, remoteGroupIDs) {
+			entries = append(entries, Entry{Host: h, Kind: KindRemoteGroup, SecurityGroupID: r})
+		}
+	}
+	return Add(ctx, tx, entries...)
+}
+
+// MembersChanged records that the member addresses of the groups changed
+// (a port joined or left them, or its addresses changed), for every host
+// whose groups' rules name one of them as remote group.
+func MembersChanged(ctx context.Context, tx *store.Tx, groupIDs ...string) error {
+	groupIDs = merge(nil, groupIDs)
+	var entries []Entry
+	for _, g := range groupIDs {
+		hosts, err := RemoteGroupHosts(ctx, tx, []string{g})
+		if err != nil {
+			return err
+		}
+		for _, h := range hosts {
+			entries = append(entries, Entry{Host: h, Kind: KindRemoteGroup, SecurityGroupID: g})
+		}
+	}
+	return Add(ctx, tx, entries...)
+}
+
+// PortGroupsChanged records, for each of the hosts a port is or was
+// bound to, that the groups it uses or used must be refreshed there (the
+// host may gain or lose them).
+func PortGroupsChanged(ctx context.Context, tx *store.Tx, groupIDs []string, hosts ...string) error {
+	var entries []Entry
+	for _, h := range merge(nil, hosts) {
+		for _, g := range merge(nil, groupIDs) {
+			entries = append(entries, Entry{Host: h, Kind: KindSecurityGroup, SecurityGroupID: g})
+		}
+	}
+	return Add(ctx, tx, entries...)
+}
+
+func placeholders(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	b := make([]byte, 0, 2*n)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '?')
+	}
+	return string(b)
+}
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
 func merge(a, b []string) []string {
 	out := append(slices.Clone(a), b...)
 	slices.Sort(out)
@@ -164,14 +268,14 @@ type Batch struct {
 // with entries the next number of its sequence. Concurrent claimers on
 // other replicas never take the same entry. Batches come sorted by host.
 func Claim(ctx context.Context, tx *store.Tx, limit int) ([]Batch, error) {
-	rows, err := tx.Query(ctx, `DELETE FROM agent_outbox WHERE id IN (SELECT id FROM agent_outbox LIMIT ?) RETURNING host, kind, network_id, port_id`, limit)
+	rows, err := tx.Query(ctx, `DELETE FROM agent_outbox WHERE id IN (SELECT id FROM agent_outbox LIMIT ?) RETURNING host, kind, network_id, port_id, security_group_id`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: claim: %w", err)
 	}
 	byHost := map[string][]Entry{}
 	for rows.Next() {
 		var e Entry
-		if err := rows.Scan(&e.Host, &e.Kind, &e.NetworkID, &e.PortID); err != nil {
+		if err := rows.Scan(&e.Host, &e.Kind, &e.NetworkID, &e.PortID, &e.SecurityGroupID); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("outbox: claim: %w", err)
 		}
@@ -241,4 +345,38 @@ func Pending(ctx context.Context, tx *store.Tx) (int, error) {
 		return 0, fmt.Errorf("outbox: %w", err)
 	}
 	return n, nil
+}
+
+// KindRouter: one router of the host's l3 agent (the router whole, or its
+// removal when it is gone or scheduled elsewhere). The outbox has no
+// router column: a router entry keeps the router's id where a port entry
+// keeps the port's (Entry.RouterID reads it).
+const KindRouter = "router"
+
+// RouterID is the router a KindRouter entry names.
+func (e Entry) RouterID() string { return e.PortID }
+
+// RouterHosts returns the host of the l3 agent a router is scheduled to
+// (none or one).
+func RouterHosts(ctx context.Context, tx *store.Tx, routerID string) ([]string, error) {
+	return queryStrings(ctx, tx, `SELECT a.host FROM router_l3_agents r JOIN agents a ON a.id = r.agent_id WHERE r.router_id = ?`, routerID)
+}
+
+// RouterChanged records a change of a router (its attributes, ports,
+// routes or floating IPs) for the host of its l3 agent and the extra hosts
+// given (an agent it just left).
+func RouterChanged(ctx context.Context, tx *store.Tx, routerID string, hosts ...string) error {
+	if routerID == "" {
+		return nil
+	}
+	all, err := RouterHosts(ctx, tx, routerID)
+	if err != nil {
+		return err
+	}
+	all = merge(all, hosts)
+	entries := make([]Entry, 0, len(all))
+	for _, h := range all {
+		entries = append(entries, Entry{Host: h, Kind: KindRouter, PortID: routerID})
+	}
+	return Add(ctx, tx, entries...)
 }

@@ -193,7 +193,8 @@ CREATE TABLE agent_outbox (
     host TEXT NOT NULL,
     kind TEXT NOT NULL,
     network_id TEXT NOT NULL DEFAULT '',
-    port_id TEXT NOT NULL DEFAULT ''
+    port_id TEXT NOT NULL DEFAULT '',
+    security_group_id TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE host_sequences (
     host TEXT PRIMARY KEY,
