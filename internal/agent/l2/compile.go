@@ -44,6 +44,11 @@ type Wiring struct {
 	Tunnels map[TunnelKey]int
 	// Networks are the networks with ports on this node.
 	Networks []LocalNetwork
+	// SecurityGroups are the groups of the ports with port security, by id.
+	SecurityGroups map[string]msg.SecurityGroup
+	// RemoteGroups are the member addresses of every group a rule names as
+	// its remote group, by group id.
+	RemoteGroups map[string][]string
 	// Isolated are VIFs plugged into br-int that must not pass any packet:
 	// their desired state is not known yet, their port is administratively
 	// down, or their network cannot be wired here (Neutron's dead VLAN).
@@ -72,6 +77,8 @@ type LocalPort struct {
 	// MACs are the addresses delivered to the port: its own, and those of
 	// its allowed address pairs.
 	MACs []string
+	// Security is its port security and firewall; nil passes everything.
+	Security *PortSecurity
 }
 
 // Compiled is the flows of every bridge, by bridge name.
@@ -85,6 +92,8 @@ type Compiled struct {
 type compiler struct {
 	w   Wiring
 	out Compiled
+	// secured collects the wired VIFs with port security for the firewall.
+	secured []LocalPort
 }
 
 // Compile turns the wiring into the complete flows of br-int, br-tun and
@@ -117,6 +126,10 @@ func Compile(w Wiring) Compiled {
 	sort.Slice(nets, func(i, j int) bool { return nets[i].VLAN < nets[j].VLAN })
 	for _, n := range nets {
 		c.network(n)
+	}
+	if len(c.secured) > 0 {
+		c.firewallBase()
+		c.firewall(c.secured)
 	}
 	return c.out
 }
@@ -280,6 +293,10 @@ func (c *compiler) integrationNetwork(n LocalNetwork) {
 			continue
 		}
 		port := itoa(p.OFPort)
+		if p.Security != nil {
+			c.spoofGuard(n, p)
+			c.secured = append(c.secured, p)
+		}
 		// Only untagged frames: a VIF must not reach another VLAN by tagging.
 		c.add(b, IntClassify, 10, "in_port="+port+",vlan_tci=0x0000/0x1fff",
 			"mod_vlan_vid:"+lv+",load:"+hex(uint64(n.VLAN))+"->"+regNet+","+gotoTable(IntSpoofGuard))

@@ -14,10 +14,16 @@ type desiredState struct {
 	networks  map[string]msg.Network
 	fdb       map[string]msg.NetworkFDB
 	endpoints []msg.TunnelEndpoint
+	groups    map[string]msg.SecurityGroup
+	// remote holds the member addresses of remote groups, by group id.
+	remote map[string][]string
 }
 
 func newDesiredState() *desiredState {
-	return &desiredState{ports: map[string]msg.Port{}, networks: map[string]msg.Network{}, fdb: map[string]msg.NetworkFDB{}}
+	return &desiredState{
+		ports: map[string]msg.Port{}, networks: map[string]msg.Network{}, fdb: map[string]msg.NetworkFDB{},
+		groups: map[string]msg.SecurityGroup{}, remote: map[string][]string{},
+	}
 }
 
 // replace makes the state exactly s.
@@ -33,6 +39,12 @@ func (d *desiredState) replace(s msg.L2State) {
 		d.fdb[f.NetworkID] = f
 	}
 	d.endpoints = slices.Clone(s.TunnelEndpoints)
+	for _, g := range s.SecurityGroups {
+		d.groups[g.ID] = g
+	}
+	for _, g := range s.RemoteGroups {
+		d.remote[g.ID] = g.IPs
+	}
 }
 
 // update applies a notification's changes.
@@ -53,6 +65,18 @@ func (d *desiredState) update(u msg.L2Update) {
 	for _, f := range u.FDB {
 		d.fdb[f.NetworkID] = f
 	}
+	for _, id := range u.DeletedSecurityGroups {
+		delete(d.groups, id)
+	}
+	for _, g := range u.SecurityGroups {
+		d.groups[g.ID] = g
+	}
+	for _, id := range u.DeletedRemoteGroups {
+		delete(d.remote, id)
+	}
+	for _, g := range u.RemoteGroups {
+		d.remote[g.ID] = g.IPs
+	}
 	if u.TunnelEndpointsChanged || u.TunnelEndpoints != nil {
 		d.endpoints = slices.Clone(u.TunnelEndpoints)
 	}
@@ -65,6 +89,8 @@ func (d *desiredState) clone() *desiredState {
 		networks:  maps.Clone(d.networks),
 		fdb:       maps.Clone(d.fdb),
 		endpoints: slices.Clone(d.endpoints),
+		groups:    maps.Clone(d.groups),
+		remote:    maps.Clone(d.remote),
 	}
 }
 

@@ -547,6 +547,7 @@ func (r *Role) plan(view OVSView, d *desiredState) plan {
 		wiring: Wiring{
 			Run: r.run, IntBridge: cfg.IntegrationBridge,
 			Physical: map[string]PhysicalBridge{}, Tunnels: map[TunnelKey]int{},
+			SecurityGroups: d.groups, RemoteGroups: d.remote,
 		},
 		wired: map[string]bool{},
 	}
@@ -695,7 +696,7 @@ func (r *Role) plan(view OVSView, d *desiredState) plan {
 				macs = append(macs, pair.MACAddress)
 			}
 		}
-		n.Ports = append(n.Ports, LocalPort{ID: id, OFPort: vif.OFPort, MACs: macs})
+		n.Ports = append(n.Ports, LocalPort{ID: id, OFPort: vif.OFPort, MACs: macs, Security: portSecurity(port)})
 		p.wired[id] = true
 	}
 	sort.Ints(p.wiring.Isolated)
@@ -726,4 +727,18 @@ func ConfigFrom(c config.L2Agent) (Config, error) {
 		ARPResponder:      c.ARPResponder,
 		NoL2Population:    !c.L2Population,
 	}, nil
+}
+
+// portSecurity is what the flows enforce for a port: nothing without port
+// security, nor for the network's own ports (DHCP, router interfaces),
+// which Neutron's firewall trusts.
+func portSecurity(p msg.Port) *PortSecurity {
+	if !p.PortSecurityEnabled || strings.HasPrefix(p.DeviceOwner, "network:") {
+		return nil
+	}
+	s := &PortSecurity{MAC: p.MAC, Pairs: p.AllowedAddressPairs, Groups: p.SecurityGroups}
+	for _, ip := range p.FixedIPs {
+		s.IPs = append(s.IPs, ip.IPAddress)
+	}
+	return s
 }

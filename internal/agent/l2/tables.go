@@ -19,12 +19,19 @@ const (
 	// packet from br-tun already carries its local VLAN. Unknown and
 	// isolated ports are dropped.
 	IntClassify Table = 0
-	// IntSpoofGuard is the hook for port security (source MAC/IP and ARP
-	// checks of packets sent by VIFs). Today it passes everything on.
+	// IntSpoofGuard is port security: a VIF with it may send only from its
+	// MAC and addresses (and allowed address pairs), ARP only for them, DHCP
+	// and neighbour discovery as a client, and no DHCP server replies or
+	// router advertisements. IP goes on to IntEgressFirewall; VIFs without
+	// port security pass everything on.
 	IntSpoofGuard Table = 10
-	// IntEgressFirewall is the hook for security-group egress rules of
-	// packets sent by VIFs. Today it passes everything on.
+	// IntEgressFirewall sends the IP packets of VIFs with port security
+	// through conntrack (zone = reg6) to IntEgressRules; others pass on.
 	IntEgressFirewall Table = 20
+	// IntEgressRules allows replies of allowed connections and what the
+	// security-group egress rules allow (committing new connections), and
+	// drops the rest.
+	IntEgressRules Table = 21
 	// IntForward is the L2 switch: by local VLAN and destination MAC it
 	// picks the local VIF (reg5 = its OpenFlow port, then IntIngressFirewall),
 	// floods broadcast and multicast to the uplink and to every local VIF of
@@ -34,8 +41,14 @@ const (
 	// IntIngressFirewall is the hook for security-group ingress rules of
 	// packets about to reach a local VIF (reg5). Unicast between two VIFs on
 	// the same node passes here too, because nothing is switched by NORMAL.
-	// Today it passes everything on.
+	// For a VIF with port security it passes ARP, DHCP replies and
+	// neighbour discovery, and sends IP through conntrack (zone = the
+	// network's local VLAN, loaded into reg6) to IntIngressRules.
 	IntIngressFirewall Table = 40
+	// IntIngressRules allows replies of allowed connections and what the
+	// security-group ingress rules allow (committing new connections), and
+	// drops the rest.
+	IntIngressRules Table = 41
 	// IntOutput delivers to the VIF in reg5, untagged.
 	IntOutput Table = 50
 )
@@ -93,8 +106,10 @@ var tableNames = map[string]map[Table]string{
 		IntClassify:        "classify",
 		IntSpoofGuard:      "spoof-guard",
 		IntEgressFirewall:  "egress-firewall",
+		IntEgressRules:     "egress-rules",
 		IntForward:         "forward",
 		IntIngressFirewall: "ingress-firewall",
+		IntIngressRules:    "ingress-rules",
 		IntOutput:          "output",
 	},
 	RoleTunnel: {
