@@ -312,7 +312,8 @@ func (c *compiler) firewall(ports []LocalPort) {
 				k := FlowKey{table, prioConjunction, portMatch + ",ct_state=" + st + "," + pm}
 				conj[k] = append(conj[k], fmt.Sprintf("conjunction(%d,2/2)", id))
 			}
-			c.add(b, table, prioConjAccept, fmt.Sprintf("conj_id=%d", id), accept)
+			// ct needs the ethertype in the match.
+			c.add(b, table, prioConjAccept, fmt.Sprintf("conj_id=%d,%s", id, map[bool]string{true: "ip", false: "ipv6"}[v4]), accept)
 		}
 	}
 	// Dimension 1: each member address of each remote group, once per
