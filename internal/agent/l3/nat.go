@@ -1,0 +1,163 @@
+package l3
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/neutrino-sdn/neutrino/internal/dataplane/netns"
+)
+
+// TableName is the nftables table (family ip) of every router namespace.
+const TableName = "neutrino"
+
+// Chain names of the router table.
+const (
+	chainPrerouting  = "prerouting"
+	chainOutput      = "output"
+	chainPostrouting = "postrouting"
+)
+
+// applyNAT makes the router table of namespace ns hold exactly rules, in
+// one nftables transaction: the table is created if missing, deleted and
+// made again with its chains and rules, so at no moment is a half-built
+// table in use. Conntrack entries of established connections keep their
+// translation.
+func applyNAT(ns string, rules natRules) error {
+	return withNftables(ns, func(c *nftables.Conn) error {
+		table := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: TableName}
+		// Added first so that the delete has something to delete.
+		c.AddTable(table)
+		c.DelTable(table)
+		if !rules.empty() {
+			buildTable(c, table, rules)
+		}
+		if err := c.Flush(); err != nil {
+			return fmt.Errorf("l3: nftables table %s in %s: %w", TableName, ns, err)
+		}
+		return nil
+	})
+}
+
+// buildTable adds table with its chains and rules to c's transaction.
+func buildTable(c *nftables.Conn, table *nftables.Table, rules natRules) {
+	c.AddTable(table)
+	nat := func(name string, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
+		return c.AddChain(&nftables.Chain{
+			Name: name, Table: table, Type: nftables.ChainTypeNAT, Hooknum: hook, Priority: prio,
+		})
+	}
+	pre := nat(chainPrerouting, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
+	out := nat(chainOutput, nftables.ChainHookOutput, nftables.ChainPriorityNATDest)
+	post := nat(chainPostrouting, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
+	add := func(ch *nftables.Chain, exprs ...expr.Any) {
+		c.AddRule(&nftables.Rule{Table: table, Chain: ch, Exprs: exprs})
+	}
+	for _, f := range rules.FloatingIPs {
+		// ip daddr FIP dnat to FIXED (from outside, and from the router).
+		add(pre, append(matchAddr(offsetDst, netip.PrefixFrom(f.Floating, 32)), natTo(expr.NATTypeDestNAT, f.Fixed)...)...)
+		add(out, append(matchAddr(offsetDst, netip.PrefixFrom(f.Floating, 32)), natTo(expr.NATTypeDestNAT, f.Fixed)...)...)
+	}
+	// Floating IPs before the router's SNAT: the first match wins.
+	for _, f := range rules.FloatingIPs {
+		// oifname GW ip saddr FIXED snat to FIP
+		e := matchOif(rules.GatewayDev)
+		e = append(e, matchAddr(offsetSrc, netip.PrefixFrom(f.Fixed, 32))...)
+		add(post, append(e, natTo(expr.NATTypeSourceNAT, f.Floating)...)...)
+	}
+	if rules.SNAT.IsValid() {
+		for _, p := range rules.Internal {
+			// oifname GW ip saddr INTERNAL snat to GWIP
+			e := matchOif(rules.GatewayDev)
+			e = append(e, matchAddr(offsetSrc, p)...)
+			add(post, append(e, natTo(expr.NATTypeSourceNAT, rules.SNAT)...)...)
+		}
+	}
+}
+
+// Offsets of the IPv4 header's addresses.
+const (
+	offsetSrc = 12
+	offsetDst = 16
+)
+
+// matchOif matches the output interface by name.
+func matchOif(dev string) []expr.Any {
+	name := make([]byte, unix.IFNAMSIZ)
+	copy(name, dev)
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: name},
+	}
+}
+
+// matchAddr matches the IPv4 source or destination address against p.
+func matchAddr(offset uint32, p netip.Prefix) []expr.Any {
+	e := []expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4}}
+	if p.Bits() < 32 {
+		mask := net.CIDRMask(p.Bits(), 32)
+		e = append(e, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: make([]byte, 4)})
+	}
+	a := p.Masked().Addr().As4()
+	return append(e, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]})
+}
+
+// natTo translates the source or destination address to addr.
+func natTo(kind expr.NATType, addr netip.Addr) []expr.Any {
+	a := addr.As4()
+	return []expr.Any{
+		&expr.Immediate{Register: 1, Data: a[:]},
+		&expr.NAT{Type: kind, Family: unix.NFPROTO_IPV4, RegAddrMin: 1},
+	}
+}
+
+// deleteNAT removes the router table of namespace ns, if there.
+func deleteNAT(ns string) error {
+	return applyNAT(ns, natRules{})
+}
+
+// withNftables runs fn with an nftables connection into namespace ns.
+func withNftables(ns string, fn func(*nftables.Conn) error) error {
+	fd, err := unix.Open(netns.Path(ns), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("l3: open namespace %s: %w", ns, err)
+	}
+	defer unix.Close(fd)
+	c, err := nftables.New(nftables.WithNetNSFd(fd))
+	if err != nil {
+		return fmt.Errorf("l3: nftables in %s: %w", ns, err)
+	}
+	return fn(c)
+}
+
+// flushConntrack deletes the conntrack entries of floating IP fip in
+// namespace ns: connections to it (DNATed) and connections translated to
+// it (SNATed), so that a floating IP that went away or moved stops at once.
+func flushConntrack(ns string, fip netip.Addr) error {
+	return netns.Do(ns, func() error {
+		h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
+		if err != nil {
+			return fmt.Errorf("l3: conntrack in %s: %w", ns, err)
+		}
+		defer h.Close()
+		to := &netlink.ConntrackFilter{}
+		from := &netlink.ConntrackFilter{}
+		errs := []error{
+			to.AddIP(netlink.ConntrackOrigDstIP, fip.AsSlice()),
+			from.AddIP(netlink.ConntrackReplyDstIP, fip.AsSlice()),
+		}
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		if _, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, to, from); err != nil {
+			return fmt.Errorf("l3: flush conntrack of %s in %s: %w", fip, ns, err)
+		}
+		return nil
+	})
+}
