@@ -304,9 +304,11 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, c *service.Call) e
 
 // pageLinks builds Neutron's next/previous links.
 func pageLinks(r *http.Request, q *service.Query, page *service.Page) []any {
-	if q.Limit == 0 || len(page.Items) == 0 {
+	if q.Limit == 0 {
 		return nil
 	}
+	// An empty page's links carry no marker: they start over from the
+	// end (previous) or the beginning (next), as Neutron's do.
 	link := func(marker string, reverse bool, rel string) map[string]any {
 		v := url.Values{}
 		for k, vals := range r.URL.Query() {
@@ -314,14 +316,18 @@ func pageLinks(r *http.Request, q *service.Query, page *service.Page) []any {
 				v[k] = vals
 			}
 		}
-		v.Set("marker", marker)
+		if marker != "" {
+			v.Set("marker", marker)
+		}
 		if reverse {
 			v.Set("page_reverse", "True")
 		}
 		return map[string]any{"href": baseURL(r) + r.URL.Path + "?" + v.Encode(), "rel": rel}
 	}
-	first := fmt.Sprint(page.Items[0]["id"])
-	last := fmt.Sprint(page.Items[len(page.Items)-1]["id"])
+	var first, last string
+	if n := len(page.Items); n > 0 {
+		first, last = fmt.Sprint(page.Items[0]["id"]), fmt.Sprint(page.Items[n-1]["id"])
+	}
 	var out []any
 	if page.Next {
 		out = append(out, link(last, false, "next"))
@@ -413,11 +419,11 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, c *service.Call)
 	return nil
 }
 
-// ifMatch parses "If-Match: revision_number=N"; -1 when absent.
+// ifMatch parses "If-Match: revision_number=N"; service.AnyRevision when absent.
 func ifMatch(r *http.Request) (int64, error) {
 	h := r.Header.Get("If-Match")
 	if h == "" {
-		return -1, nil
+		return service.AnyRevision, nil
 	}
 	for _, part := range strings.Split(h, ",") {
 		part = strings.TrimSpace(part)
@@ -429,7 +435,7 @@ func ifMatch(r *http.Request) (int64, error) {
 			return n, nil
 		}
 	}
-	return -1, nil
+	return service.AnyRevision, nil
 }
 
 func (s *Server) update(w http.ResponseWriter, r *http.Request, c *service.Call) error {

@@ -208,7 +208,7 @@ func (b *Binder) RebindFailed(ctx context.Context, host string) error {
 		return fmt.Errorf("binding: ports of %s: %w", host, err)
 	}
 	for _, id := range ids {
-		_, err := b.svc.Update(ctx, b.svc.SystemCall(), b.ports, id, map[string]any{"binding:host_id": host}, -1)
+		_, err := b.svc.Update(ctx, b.svc.SystemCall(), b.ports, id, map[string]any{"binding:host_id": host}, service.AnyRevision)
 		if fe, ok := fault.As(err); ok && fe.Status == http.StatusNotFound {
 			continue // deleted meanwhile
 		}

@@ -92,7 +92,7 @@ func TestPolicy(t *testing.T) {
 		}
 	}
 	// The network's owner may delete a port on its network.
-	if err := svc.Delete(ctx, member("owner"), ports, id, -1); err != nil {
+	if err := svc.Delete(ctx, member("owner"), ports, id, service.AnyRevision); err != nil {
 		t.Fatalf("network owner deletes the port: %v", err)
 	}
 }

@@ -78,6 +78,9 @@ func Subnet() *Resource {
 			{Name: "subnetpool_id", Type: optUUID, Post: true, Column: true, Extension: "subnet_allocation"},
 			{Name: "prefixlen", Type: IntType{Min: 0, Max: 128}, Post: true, Hidden: true},
 			{Name: "use_default_subnetpool", Type: BoolType{}, Post: true, Hidden: true},
+			// shared is not shown but filters: whether the subnet's network
+			// is shared with the caller.
+			{Name: "shared", Type: BoolType{}, Hidden: true, Filter: true, NoSort: true},
 			{Name: "gateway_ip", Type: Nullable{Of: IPType{}}, Post: true, Put: true},
 			{Name: "allocation_pools", Type: ListType{Of: DictType{
 				Fields:   map[string]Type{"start": IPType{}, "end": IPType{}},
@@ -191,7 +194,9 @@ func SecurityGroupRule() *Resource {
 		NotFoundType: "SecurityGroupRuleNotFound", Display: "Security group rule", NotFoundFormat: "Security group rule %s does not exist", Standard: true,
 		Attrs: []*Attr{
 			{Name: "security_group_id", Type: UUIDType{}, Post: true, Required: true, Column: true},
-			{Name: "remote_group_id", Type: optUUID, Post: true, Column: true},
+			// Not checked as a UUID: as in Neutron, a remote group that
+			// does not exist is a 404 SecurityGroupNotFound, whatever its id.
+			{Name: "remote_group_id", Type: Nullable{Of: StringType{MaxLen: 255}}, Post: true, Column: true},
 			{Name: "direction", Type: StringType{Enum: []string{"ingress", "egress"}}, Post: true, Required: true},
 			// Protocol, ports, ethertype and prefix are converted by the
 			// secgroup package, which raises Neutron's own error types.

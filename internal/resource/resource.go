@@ -37,6 +37,10 @@ type Attr struct {
 	Column bool
 	// NoFilter marks attributes that cannot be used as list filters.
 	NoFilter bool
+	// Filter lets a Hidden attribute be used as a list filter (Neutron's
+	// is_filter on an attribute that is not visible, such as a subnet's
+	// shared); a hook's Show computes its value.
+	Filter bool
 	// NoSort marks attributes that cannot be used as sort keys.
 	NoSort bool
 	// Extension is the alias of the API extension that adds the attribute.

@@ -611,7 +611,7 @@ func (s *Scheduler) fixPortAddresses(ctx context.Context, netID string) error {
 		if c.fixed == nil {
 			c.fixed = []any{}
 		}
-		_, err := s.svc.Update(ctx, s.svc.SystemCall(), s.ports, c.id, map[string]any{"fixed_ips": c.fixed}, -1)
+		_, err := s.svc.Update(ctx, s.svc.SystemCall(), s.ports, c.id, map[string]any{"fixed_ips": c.fixed}, service.AnyRevision)
 		if fe, ok := fault.As(err); ok && fe.Status == http.StatusNotFound {
 			continue
 		}

@@ -249,6 +249,8 @@ func TestRuleValidation(t *testing.T) {
 		{"unknown attribute", map[string]any{"bogus": 1}, 400, "HTTPBadRequest"},
 		{"missing group", map[string]any{"security_group_id": missing}, 404, "SecurityGroupNotFound"},
 		{"missing remote group", map[string]any{"remote_group_id": missing}, 404, "SecurityGroupNotFound"},
+		// As in Neutron, a remote group id is looked up, not checked as a UUID.
+		{"remote group id not a UUID", map[string]any{"remote_group_id": "bad_group_id"}, 404, "SecurityGroupNotFound"},
 	}
 	before := len(c.Do("GET", "/v2.0/security-group-rules", nil).Items("security_group_rules"))
 	for _, tc := range cases {
@@ -494,7 +496,7 @@ func TestProjectsKeepToTheirGroups(t *testing.T) {
 	}
 	// A member may not delete the project's default group.
 	def := apitest.S(groupsNamed(p1, "p1", "default")[0]["id"])
-	if err := svc.Delete(ctx, member("p1"), groups, def, -1); errType(t, err) != "SecurityGroupCannotRemoveDefault" {
+	if err := svc.Delete(ctx, member("p1"), groups, def, service.AnyRevision); errType(t, err) != "SecurityGroupCannotRemoveDefault" {
 		t.Errorf("member deleting default group: %v", err)
 	}
 	// The owner of a group sees and deletes every rule of it, even one an
@@ -503,7 +505,7 @@ func TestProjectsKeepToTheirGroups(t *testing.T) {
 	if adminRule["project_id"] != "admin" {
 		t.Fatalf("admin's rule: %v", adminRule)
 	}
-	if err := svc.Delete(ctx, member("p1"), rules, apitest.S(adminRule["id"]), -1); err != nil {
+	if err := svc.Delete(ctx, member("p1"), rules, apitest.S(adminRule["id"]), service.AnyRevision); err != nil {
 		t.Errorf("group owner deleting a rule of the group: %v", err)
 	}
 

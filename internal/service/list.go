@@ -49,7 +49,7 @@ func ParseQuery(r *resource.Resource, v url.Values) (*Query, error) {
 			continue
 		}
 		a := r.Attr(key)
-		if a == nil || a.NoFilter || a.Hidden && key != "tenant_id" {
+		if a == nil || a.NoFilter || a.Hidden && !a.Filter && key != "tenant_id" {
 			return nil, fault.BadRequest("[%s] is invalid attribute for filtering", key)
 		}
 		for _, s := range vals {
@@ -152,10 +152,13 @@ func (s *Service) ListTx(ctx context.Context, tx *store.Tx, c *Call, r *resource
 		if !ok {
 			continue
 		}
-		if err := s.present(ctx, tx, c, r, o); err != nil {
+		// Filters see hidden attributes (a subnet's shared), so they
+		// run between the Show hook and hiding.
+		if err := s.fill(ctx, tx, c, r, o); err != nil {
 			return nil, err
 		}
 		if matches(r, c, o, q) {
+			hide(c, r, o)
 			items = append(items, o)
 		}
 	}
@@ -310,7 +313,10 @@ func compareValues(a, b any) int {
 }
 
 // paginate cuts one page out of sorted items, Neutron style: the page
-// starts after the marker (or ends before it with page_reverse).
+// starts after the marker (or ends before it with page_reverse). As in
+// Neutron, a page links onwards whenever it is full, even when it holds the
+// last item (the page after it is then empty), and always links back the
+// other way.
 func paginate(items []resource.Object, q *Query) *Page {
 	start, end := 0, len(items)
 	if q.Marker != "" {
@@ -323,23 +329,18 @@ func paginate(items []resource.Object, q *Query) *Page {
 			start = idx + 1
 		}
 	}
-	page := &Page{}
 	if q.Limit > 0 && end-start > q.Limit {
 		if q.PageReverse {
 			start = end - q.Limit
-			page.Previous = true
 		} else {
 			end = start + q.Limit
-			page.Next = true
 		}
 	}
-	if q.Marker != "" {
-		if q.PageReverse {
-			page.Next = true
-		} else {
-			page.Previous = true
-		}
+	page := &Page{Items: items[start:end]}
+	if q.Limit > 0 {
+		full := len(page.Items) >= q.Limit
+		page.Next = full || q.PageReverse
+		page.Previous = full || !q.PageReverse
 	}
-	page.Items = items[start:end]
 	return page
 }

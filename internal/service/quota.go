@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 
 	"github.com/neutrino-sdn/neutrino/internal/fault"
@@ -162,7 +163,7 @@ func (s *Service) SetQuota(ctx context.Context, c *Call, project string, body ma
 		if _, ok := quotaResources[k]; !ok {
 			return nil, fault.BadRequest("Unrecognized attribute(s) '%s'", k)
 		}
-		n, err := resource.IntType{Min: -1, Max: 1 << 31}.Convert(v)
+		n, err := resource.IntType{Min: -1, Max: math.MaxInt32}.Convert(v)
 		if err != nil {
 			return nil, fault.BadRequest("Invalid input for %s. Reason: %v.", k, err)
 		}

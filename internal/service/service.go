@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net/http"
 	"reflect"
 	"slices"
@@ -32,10 +33,17 @@ type Call struct {
 	// Project is the caller's project; in noauth mode without a project
 	// header it is the configured default project.
 	Project string
+	// system marks the server acting on its own behalf (SystemCall).
+	system bool
 }
 
 // IsAdmin reports whether the caller is an administrator.
 func (c *Call) IsAdmin() bool { return c.ID != nil && c.ID.IsAdmin }
+
+// IsSystem reports whether the server itself makes the change, as part of
+// another resource's change (a network's wildcard RBAC entry), rather than
+// an API caller.
+func (c *Call) IsSystem() bool { return c.system }
 
 // Hooks carry the semantics of one resource. Every hook runs inside the
 // request's transaction; returning an error rolls everything back.
@@ -392,7 +400,7 @@ func (s *Service) UpdateInTx(ctx context.Context, tx *store.Tx, r *resource.Reso
 
 // SystemCall is the identity the server acts as for its own changes.
 func (s *Service) SystemCall() *Call {
-	return &Call{ID: &auth.Identity{UserID: "neutrino", Roles: []string{auth.RoleAdmin}, IsAdmin: true}}
+	return &Call{ID: &auth.Identity{UserID: "neutrino", Roles: []string{auth.RoleAdmin}, IsAdmin: true}, system: true}
 }
 
 // Emit reports committed changes to listeners; for changes made outside
@@ -437,8 +445,13 @@ func (s *Service) Show(ctx context.Context, c *Call, r *resource.Resource, id st
 	return obj, err
 }
 
-// Update applies changes to one item. ifRevision, when >= 0, is the
-// revision the caller expects (If-Match).
+// AnyRevision is the ifRevision of Update and Delete that constrains
+// nothing (no If-Match). Any other value, negative ones included, must be
+// the current revision, as in Neutron.
+const AnyRevision int64 = math.MinInt64
+
+// Update applies changes to one item. ifRevision, unless AnyRevision, is
+// the revision the caller expects (If-Match).
 func (s *Service) Update(ctx context.Context, c *Call, r *resource.Resource, id string, body map[string]any, ifRevision int64) (resource.Object, error) {
 	changes, err := r.ForUpdate(body)
 	if err != nil {
@@ -547,7 +560,7 @@ func (s *Service) Act(ctx context.Context, c *Call, r *resource.Resource, id, ac
 }
 
 func checkRevision(obj resource.Object, want int64) error {
-	if want < 0 {
+	if want == AnyRevision {
 		return nil
 	}
 	cur, _ := obj["revision_number"].(int64)
@@ -597,10 +610,28 @@ func (s *Service) showOne(ctx context.Context, c *Call, r *resource.Resource, ob
 
 // present runs the Show hook and hides what the caller may not see.
 func (s *Service) present(ctx context.Context, tx *store.Tx, c *Call, r *resource.Resource, obj resource.Object) error {
+	if err := s.fill(ctx, tx, c, r, obj); err != nil {
+		return err
+	}
+	hide(c, r, obj)
+	return nil
+}
+
+// fill runs the Show hook: attributes that depend on the caller or on
+// other rows.
+func (s *Service) fill(ctx context.Context, tx *store.Tx, c *Call, r *resource.Resource, obj resource.Object) error {
 	if h := s.hooksFor(r); h.Show != nil {
-		if err := h.Show(ctx, tx, c, obj); err != nil {
-			return err
-		}
+		return h.Show(ctx, tx, c, obj)
+	}
+	return nil
+}
+
+// hide removes what the caller may not see and shows unset attributes
+// with their defaults. Only standard resources show a revision_number
+// (Neutron's RBAC policies and agents have none).
+func hide(c *Call, r *resource.Resource, obj resource.Object) {
+	if !r.Standard {
+		delete(obj, "revision_number")
 	}
 	for _, a := range r.Attrs {
 		if a.Hidden || (a.AdminVisible && !c.IsAdmin()) {
@@ -611,7 +642,6 @@ func (s *Service) present(ctx context.Context, tx *store.Tx, c *Call, r *resourc
 			obj[a.Name] = absentValue(a)
 		}
 	}
-	return nil
 }
 
 // absentValue is what an attribute shows when it was never set.

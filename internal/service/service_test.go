@@ -45,6 +45,13 @@ func TestQuotas(t *testing.T) {
 	if r := admin.Do("PUT", "/v2.0/quotas/p1", map[string]any{"quota": map[string]any{"bogus": 1}}); r.Status != 400 {
 		t.Fatalf("unknown quota resource: %d %s", r.Status, r.Raw)
 	}
+	// Limits are 32-bit, as Neutron's: 2147483647 is the largest.
+	admin.Must(200, "PUT", "/v2.0/quotas/p1", map[string]any{"quota": map[string]any{"security_group": 2147483647}})
+	for _, bad := range []any{2147483648, -2} {
+		if r := admin.Do("PUT", "/v2.0/quotas/p1", map[string]any{"quota": map[string]any{"security_group": bad}}); r.Status != 400 {
+			t.Errorf("quota %v: %d %s", bad, r.Status, r.Raw)
+		}
+	}
 	if r := admin.Do("PUT", "/v2.0/quotas/p1", map[string]any{"quota": map[string]any{"network": "lots"}}); r.Status != 400 {
 		t.Fatalf("non-integer quota: %d %s", r.Status, r.Raw)
 	}

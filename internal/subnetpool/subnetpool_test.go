@@ -258,7 +258,7 @@ func TestSharedPoolsAreVisibleToAll(t *testing.T) {
 	if err != nil || len(page.Items) != 1 || page.Items[0]["id"] != shared["id"] {
 		t.Errorf("list as member: %v %v", page, err)
 	}
-	if _, err := svc.Update(ctx, other, pools, apitest.S(shared["id"]), map[string]any{"name": "mine"}, -1); errType(err) != "PolicyNotAuthorized" {
+	if _, err := svc.Update(ctx, other, pools, apitest.S(shared["id"]), map[string]any{"name": "mine"}, service.AnyRevision); errType(err) != "PolicyNotAuthorized" {
 		t.Errorf("member updates admin's shared pool: %v", err)
 	}
 	for _, attrs := range []map[string]any{{"shared": true}, {"is_default": true}} {
@@ -271,7 +271,7 @@ func TestSharedPoolsAreVisibleToAll(t *testing.T) {
 	if err != nil || mine[0]["project_id"] != "p2" {
 		t.Fatalf("member creates own pool: %v %v", mine, err)
 	}
-	if _, err := svc.Update(ctx, other, pools, apitest.S(mine[0]["id"]), map[string]any{"is_default": true}, -1); errType(err) != "PolicyNotAuthorized" {
+	if _, err := svc.Update(ctx, other, pools, apitest.S(mine[0]["id"]), map[string]any{"is_default": true}, service.AnyRevision); errType(err) != "PolicyNotAuthorized" {
 		t.Errorf("member makes own pool default: %v", err)
 	}
 }
