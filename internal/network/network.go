@@ -47,9 +47,12 @@ func Register(svc *service.Service, segs *segment.Manager) *Plugin {
 		Show:       p.show,
 	})
 	svc.SetHooks("rbac-policies", &service.Hooks{
-		PreCreate: p.rbacPreCreate,
-		PreUpdate: p.rbacPreUpdate,
-		PreDelete: p.rbacPreDelete,
+		PreCreate:  p.rbacPreCreate,
+		PostCreate: p.rbacPostCreate,
+		PreUpdate:  p.rbacPreUpdate,
+		PostUpdate: p.rbacPostUpdate,
+		PreDelete:  p.rbacPreDelete,
+		PostDelete: p.rbacPostDelete,
 	})
 	return p
 }

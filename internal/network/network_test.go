@@ -2,6 +2,9 @@ package network_test
 
 import (
 	"net/http"
+	"net/url"
+	"reflect"
+	"strconv"
 	"testing"
 
 	"github.com/neutrino-sdn/neutrino/internal/apitest"
@@ -24,6 +27,13 @@ func TestNetworkLifecycle(t *testing.T) {
 	if r := admin.Do("PUT", "/v2.0/networks/"+id, map[string]any{"network": map[string]any{"name": "x"}}); r.Status != http.StatusPreconditionFailed {
 		t.Fatalf("stale If-Match: %d %s", r.Status, r.Raw)
 	}
+	// Any revision but the current one is refused, -1 included.
+	admin.Header.Set("If-Match", "revision_number=-1")
+	if r := admin.Do("PUT", "/v2.0/networks/"+id, map[string]any{"network": map[string]any{"name": "x"}}); r.Status != http.StatusPreconditionFailed || r.ErrorType() != "RevisionNumberConstraintFailed" {
+		t.Fatalf("If-Match -1: %d %s", r.Status, r.Raw)
+	}
+	admin.Header.Set("If-Match", "revision_number=1")
+	admin.Must(http.StatusOK, "PUT", "/v2.0/networks/"+id, map[string]any{"network": map[string]any{"name": "n3"}})
 	admin.Header.Del("If-Match")
 	admin.Must(http.StatusNoContent, "DELETE", "/v2.0/networks/"+id, nil)
 	if r := admin.Do("GET", "/v2.0/networks/"+id, nil); r.Status != 404 || r.ErrorType() != "NetworkNotFound" {
@@ -57,11 +67,37 @@ func TestSharingThroughRBAC(t *testing.T) {
 	id := apitest.S(n["id"])
 	// noauth callers are admins; the visibility rules are tested in the
 	// keystone tests. Here: the RBAC entry makes the network shared.
+	revision := func() int64 {
+		t.Helper()
+		n := admin.Must(200, "GET", "/v2.0/networks/"+id, nil)["network"].(map[string]any)
+		r, err := strconv.ParseInt(apitest.S(n["revision_number"]), 10, 64)
+		if err != nil {
+			t.Fatalf("revision_number: %v", n)
+		}
+		return r
+	}
+	rev := revision()
 	rb := admin.Create("rbac-policies", "rbac_policy", map[string]any{"object_type": "network", "object_id": id, "action": "access_as_shared", "target_tenant": "*"})
 	got := admin.Must(200, "GET", "/v2.0/networks/"+id, nil)["network"].(map[string]any)
 	if got["shared"] != true {
 		t.Fatalf("network not shared after RBAC: %v", got)
 	}
+	// A policy changes who may use the network: the network's revision
+	// moves. Policies themselves carry no revision_number, as in Neutron.
+	if r := revision(); r <= rev {
+		t.Fatalf("revision %d after an RBAC policy, was %d", r, rev)
+	}
+	if _, ok := rb["revision_number"]; ok {
+		t.Fatalf("rbac policy shows a revision: %v", rb)
+	}
+	tp := admin.Create("rbac-policies", "rbac_policy", map[string]any{"object_type": "network", "object_id": id, "action": "access_as_shared", "target_tenant": "p2"})
+	up := admin.Must(200, "PUT", "/v2.0/rbac-policies/"+apitest.S(tp["id"]), map[string]any{"rbac_policy": map[string]any{"target_tenant": "p3"}})["rbac_policy"].(map[string]any)
+	delete(tp, "target_tenant")
+	delete(up, "target_tenant")
+	if !reflect.DeepEqual(tp, up) {
+		t.Fatalf("update changed more than the target: %v, was %v", up, tp)
+	}
+	rev = revision()
 	r := admin.Do("POST", "/v2.0/rbac-policies", map[string]any{"rbac_policy": map[string]any{"object_type": "network", "object_id": id, "action": "access_as_shared", "target_tenant": "*"}})
 	if r.Status != http.StatusConflict {
 		t.Fatalf("duplicate rbac: %d %s", r.Status, r.Raw)
@@ -70,6 +106,9 @@ func TestSharingThroughRBAC(t *testing.T) {
 	got = admin.Must(200, "GET", "/v2.0/networks/"+id, nil)["network"].(map[string]any)
 	if got["shared"] != false {
 		t.Fatalf("network still shared: %v", got)
+	}
+	if r := revision(); r <= rev {
+		t.Fatalf("revision %d after deleting an RBAC policy, was %d", r, rev)
 	}
 }
 
@@ -101,8 +140,8 @@ func TestPaginationLinks(t *testing.T) {
 	if len(items) != 2 || items[0]["name"] != "a" || items[1]["name"] != "b" {
 		t.Fatalf("first page: %s", r.Raw)
 	}
-	links, _ := r.Body["networks_links"].([]any)
-	if len(links) != 1 {
+	// As in Neutron: a full page links both ways.
+	if l := links(t, r); l["next"] == "" || l["previous"] == "" {
 		t.Fatalf("links: %s", r.Raw)
 	}
 	r2 := admin.Do("GET", "/v2.0/networks?limit=2&sort_key=name&sort_dir=asc&marker="+apitest.S(items[1]["id"]), nil)
@@ -110,4 +149,81 @@ func TestPaginationLinks(t *testing.T) {
 	if len(items) != 2 || items[0]["name"] != "c" {
 		t.Fatalf("second page: %s", r2.Raw)
 	}
+
+	// Walking with limit=1: the page holding the last item still links
+	// onwards; the page after it is empty, has no next link, and its
+	// previous link leads back to the last item.
+	next := "/v2.0/networks?limit=1&sort_key=name&sort_dir=asc"
+	var names []any
+	var last map[string]string
+	for range 5 {
+		r := admin.Do("GET", next, nil)
+		items := r.Items("networks")
+		if len(items) != 1 {
+			t.Fatalf("page %d: %s", len(names), r.Raw)
+		}
+		names = append(names, items[0]["name"])
+		last = links(t, r)
+		next = last["next"]
+	}
+	if next == "" {
+		t.Fatalf("the page with the last item has no next link")
+	}
+	r3 := admin.Do("GET", next, nil)
+	if l := links(t, r3); len(r3.Items("networks")) != 0 || l["next"] != "" || l["previous"] == "" {
+		t.Fatalf("page after the last: %s", r3.Raw)
+	}
+	back := admin.Do("GET", links(t, r3)["previous"], nil)
+	if items := back.Items("networks"); len(items) != 1 || items[0]["name"] != "e" {
+		t.Fatalf("back from the empty page: %s", back.Raw)
+	}
+	if names[0] != "a" || names[4] != "e" {
+		t.Fatalf("walk: %v", names)
+	}
+}
+
+// links returns a list response's links by rel, as paths.
+func links(t *testing.T, r *apitest.Response) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, k := range []string{"networks_links"} {
+		l, _ := r.Body[k].([]any)
+		for _, e := range l {
+			m := e.(map[string]any)
+			u, err := url.Parse(apitest.S(m["href"]))
+			if err != nil {
+				t.Fatalf("link %v: %v", m, err)
+			}
+			out[apitest.S(m["rel"])] = u.RequestURI()
+		}
+	}
+	return out
+}
+
+// TestExternalPolicyInUseByRouterGateway: a router's gateway port belongs
+// to no project, yet the router's project depends on the network's
+// access_as_external entry: removing the entry it relies on is refused.
+func TestExternalPolicyInUseByRouterGateway(t *testing.T) {
+	srv := apitest.Start(t)
+	admin := srv.Client(t, "admin")
+	n := admin.Create("networks", "network", map[string]any{"name": "ext", "project_id": "p1"})
+	id := apitest.S(n["id"])
+	admin.Create("subnets", "subnet", map[string]any{"network_id": id, "ip_version": 4, "cidr": "203.0.113.0/24", "enable_dhcp": false})
+	wildcard := admin.Create("rbac-policies", "rbac_policy", map[string]any{"object_type": "network", "object_id": id, "action": "access_as_external", "target_tenant": "*"})
+	tenant := srv.Client(t, "p2")
+	router := tenant.Create("routers", "router", map[string]any{"name": "r", "external_gateway_info": map[string]any{"network_id": id}})
+
+	inUse := func(policy map[string]any) {
+		t.Helper()
+		r := admin.Do("DELETE", "/v2.0/rbac-policies/"+apitest.S(policy["id"]), nil)
+		if r.Status != http.StatusConflict || r.ErrorType() != "RbacPolicyInUse" {
+			t.Fatalf("delete %v: %d %s", policy["target_tenant"], r.Status, r.Raw)
+		}
+	}
+	inUse(wildcard)
+	own := admin.Create("rbac-policies", "rbac_policy", map[string]any{"object_type": "network", "object_id": id, "action": "access_as_external", "target_tenant": "p2"})
+	admin.Must(http.StatusNoContent, "DELETE", "/v2.0/rbac-policies/"+apitest.S(wildcard["id"]), nil)
+	inUse(own)
+	tenant.Must(http.StatusNoContent, "DELETE", "/v2.0/routers/"+apitest.S(router["id"]), nil)
+	admin.Must(http.StatusNoContent, "DELETE", "/v2.0/rbac-policies/"+apitest.S(own["id"]), nil)
 }

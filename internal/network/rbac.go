@@ -71,6 +71,38 @@ func (p *Plugin) rbacPreUpdate(ctx context.Context, tx *store.Tx, c *service.Cal
 	return p.checkDuplicate(ctx, tx, obj)
 }
 
+func (p *Plugin) rbacPostCreate(ctx context.Context, tx *store.Tx, c *service.Call, obj resource.Object) error {
+	return p.bumpNetwork(ctx, tx, c, obj)
+}
+
+func (p *Plugin) rbacPostUpdate(ctx context.Context, tx *store.Tx, c *service.Call, _, obj resource.Object) error {
+	return p.bumpNetwork(ctx, tx, c, obj)
+}
+
+func (p *Plugin) rbacPostDelete(ctx context.Context, tx *store.Tx, c *service.Call, obj resource.Object) error {
+	return p.bumpNetwork(ctx, tx, c, obj)
+}
+
+// bumpNetwork raises the revision of the policy's network, as Neutron does
+// when a policy changes who may use it. Entries the server writes while
+// changing the network itself (shared, router:external) are left out: that
+// change bumps the network already.
+func (p *Plugin) bumpNetwork(ctx context.Context, tx *store.Tx, c *service.Call, obj resource.Object) error {
+	if c.IsSystem() {
+		return nil
+	}
+	netID, _ := obj["object_id"].(string)
+	net, err := tx.Get(ctx, p.nets, netID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	_, err = p.svc.UpdateInTx(ctx, tx, p.nets, net)
+	return err
+}
+
 // rbacPreDelete refuses to remove an entry that projects other than the
 // network's owner still rely on (their ports, or floating IPs on an
 // external network), unless another entry keeps their access.
@@ -114,7 +146,17 @@ func (p *Plugin) rbacPreDelete(ctx context.Context, tx *store.Tx, _ *service.Cal
 		return err
 	}
 	for _, port := range ports {
-		users = append(users, fmt.Sprint(port["project_id"]))
+		project := fmt.Sprint(port["project_id"])
+		// A router's gateway port belongs to no project: the router's
+		// project is the one using the external network.
+		if port["device_owner"] == "network:router_gateway" {
+			if router, err := tx.Get(ctx, p.svc.Registry().ByPlural("routers"), fmt.Sprint(port["device_id"])); err == nil {
+				project = fmt.Sprint(router["project_id"])
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+		users = append(users, project)
 	}
 	if action == ActionExternal {
 		fips, err := tx.List(ctx, p.svc.Registry().ByPlural("floatingips"), store.Where{"floating_network_id": {netID}})
