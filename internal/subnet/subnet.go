@@ -69,12 +69,27 @@ func Register(svc *service.Service, ports *port.Plugin, opts Options) *Plugin {
 		PreUpdate:  p.preUpdate,
 		PreDelete:  p.preDelete,
 		PostDelete: p.postDelete,
+		Show:       p.show,
 	})
 	return p
 }
 
-// facts are those of the subnet's network. A caller who owns the subnet
-// needs nothing more, which spares lookups per listed subnet.
+// show computes the hidden shared attribute, for filters: as in Neutron,
+// a subnet is shared when its network is shared with the caller.
+func (p *Plugin) show(ctx context.Context, tx *store.Tx, c *service.Call, obj resource.Object) error {
+	netID, _ := obj["network_id"].(string)
+	shared, _, err := network.Access(ctx, tx, netID, c.Project)
+	if err != nil {
+		return err
+	}
+	obj["shared"] = shared
+	return nil
+}
+
+// facts are those of the subnet's network, except that, as in Neutron, an
+// external network does not expose its subnets: only its owner and the
+// projects it is shared with see them. A caller who owns the subnet needs
+// nothing more, which spares lookups per listed subnet.
 func (p *Plugin) facts(ctx context.Context, tx *store.Tx, c *service.Call, obj resource.Object) (policy.Facts, error) {
 	if c.Project != "" && obj["project_id"] == c.Project {
 		return policy.Facts{}, nil
@@ -87,7 +102,9 @@ func (p *Plugin) facts(ctx context.Context, tx *store.Tx, c *service.Call, obj r
 	if err != nil {
 		return policy.Facts{}, err
 	}
-	return network.Facts(ctx, tx, c, net)
+	f, err := network.Facts(ctx, tx, c, net)
+	f.External = false
+	return f, err
 }
 
 // badRequest is Neutron's BadRequest(resource='subnets', msg=...).
