@@ -83,6 +83,12 @@ func (p *Plugin) fipPreCreate(ctx context.Context, tx *store.Tx, c *service.Call
 func (p *Plugin) fipPreUpdate(ctx context.Context, tx *store.Tx, c *service.Call, old, fip, changes resource.Object) error {
 	_, portGiven := changes["port_id"]
 	_, ipGiven := changes["fixed_ip_address"]
+	if len(changes) == 0 {
+		// An empty update disassociates, as Neutron keeps for old
+		// clients; any other update leaves the association alone.
+		fip["port_id"], fip["fixed_ip_address"] = nil, nil
+		return p.associate(ctx, tx, c, fip, str(old["port_id"]))
+	}
 	if !portGiven && !ipGiven {
 		return nil
 	}

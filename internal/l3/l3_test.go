@@ -435,6 +435,17 @@ func testFloatingIPs(t *testing.T, srv *apitest.Server) {
 	if up.Item("floatingip")["fixed_ip_address"] != second {
 		t.Fatalf("chosen fixed IP: %s", up.Raw)
 	}
+	// An update of other attributes keeps the association; an empty
+	// update clears it, as Neutron does for old clients.
+	up = put(tp.c, "/v2.0/floatingips/"+id(f2), map[string]any{"floatingip": map[string]any{"description": "kept"}})
+	if f := up.Item("floatingip"); up.Status != 200 || f["port_id"] != id(two) || f["fixed_ip_address"] != second {
+		t.Fatalf("description update: %s", up.Raw)
+	}
+	up = put(tp.c, "/v2.0/floatingips/"+id(f2), map[string]any{"floatingip": map[string]any{}})
+	if f := up.Item("floatingip"); up.Status != 200 || f["port_id"] != nil || f["fixed_ip_address"] != nil || f["router_id"] != nil || f["description"] != "kept" {
+		t.Fatalf("empty update: %s", up.Raw)
+	}
+	expect(t, put(tp.c, "/v2.0/floatingips/"+id(f2), map[string]any{"floatingip": map[string]any{"port_id": id(two), "fixed_ip_address": second}}), 200, "")
 	// The fixed IP a floating IP uses stays on the port.
 	expect(t, put(tp.c, "/v2.0/ports/"+id(two), map[string]any{"port": map[string]any{"fixed_ips": []any{
 		map[string]any{"subnet_id": tp.subID, "ip_address": fixedIPs(two)[0]["ip_address"]}}}}), 400, "BadRequest")
