@@ -1,0 +1,534 @@
+package l3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/neutrino-sdn/neutrino/internal/agent"
+	"github.com/neutrino-sdn/neutrino/internal/agent/l2"
+	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
+	"github.com/neutrino-sdn/neutrino/internal/dataplane/link"
+	"github.com/neutrino-sdn/neutrino/internal/dataplane/netns"
+	"github.com/neutrino-sdn/neutrino/internal/dataplane/ovs"
+	"github.com/neutrino-sdn/neutrino/internal/testbed"
+	"github.com/neutrino-sdn/neutrino/internal/testenv"
+)
+
+// The integration tests run one test-bed node as a network node: its own
+// Open vSwitch with br-ex holding the node's NIC on the bed's external
+// network (where the outside host 203.0.113.1, with 198.51.100.1 behind
+// it, lives), the l2 role wiring br-int, br-tun and br-ex, and the l3 role,
+// both fed a hand-built desired state. VMs are namespaces plugged into
+// br-int as Nova's VIF driver would.
+//
+// Two projects have the same CIDR 10.0.0.0/24 and a VM at 10.0.0.5 each,
+// behind their own routers (gateways 203.0.113.10 and .11, floating IPs
+// .20 and .21); project A has a second subnet 10.0.1.0/24 with a VM at
+// 10.0.1.5 on the same router.
+
+const (
+	extPhysnet = "extnet"
+	whoPort    = 7000 // the VMs' "who are you" server
+	peerPort   = 7001 // the outside host's "who am I talking to" server
+	echoPort   = 7002 // the VMs' echo server
+)
+
+var (
+	internetAddr = testbed.InternetAddr
+	gwA          = netip.MustParseAddr("203.0.113.10")
+	gwB          = netip.MustParseAddr("203.0.113.11")
+	fipA         = netip.MustParseAddr("203.0.113.20")
+	fipB         = netip.MustParseAddr("203.0.113.21")
+)
+
+// fakeStatus records what the roles report.
+type fakeStatus struct {
+	mu  sync.Mutex
+	up  map[string]bool
+	fip map[string]string
+}
+
+func (f *fakeStatus) PortStatus(_ context.Context, up, down []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.up == nil {
+		f.up = map[string]bool{}
+	}
+	for _, id := range up {
+		f.up[id] = true
+	}
+	for _, id := range down {
+		delete(f.up, id)
+	}
+	return nil
+}
+
+func (f *fakeStatus) FloatingIPStatus(_ context.Context, active, down []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fip == nil {
+		f.fip = map[string]string{}
+	}
+	for _, id := range active {
+		f.fip[id] = msg.StatusActive
+	}
+	for _, id := range down {
+		f.fip[id] = msg.StatusDown
+	}
+	return nil
+}
+
+func (f *fakeStatus) fipStatus(id string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fip[id]
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t testing.TB, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting until %s: %v", what, err)
+}
+
+// netNode is the network node with both roles.
+type netNode struct {
+	t      *testing.T
+	bed    *testbed.Bed
+	node   *testbed.Node
+	db     *ovs.Client
+	status *fakeStatus
+	l2     *l2.Role
+	l3     *Role
+	cfg    Config
+	ctx    context.Context
+}
+
+func newNetNode(t *testing.T) *netNode {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("skipping: integration test (needs root and Open vSwitch) in -short mode")
+	}
+	testenv.LookPathOrSkip(t, "ping", "install Debian's iputils-ping")
+	bed := testbed.New(t, testbed.Spec{Nodes: 1})
+	nn := &netNode{t: t, bed: bed, node: bed.Nodes[0], status: &fakeStatus{}}
+	nn.db = nn.node.OVSDB(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	nn.ctx = ctx
+	must(t, nn.db.EnsureBridge(ctx, ovs.Bridge{Name: "br-ex", DatapathType: "netdev", FailMode: "secure"}))
+	must(t, nn.db.EnsurePort(ctx, "br-ex", ovs.Port{Name: testbed.ExternalNIC}))
+
+	r2, err := l2.Open(l2.Config{
+		IntegrationBridge: "br-int", TunnelBridge: "br-tun", DatapathType: "netdev",
+		LocalIP: nn.node.TunnelIP.String(), TunnelTypes: []string{msg.NetworkTypeVXLAN}, ARPResponder: true,
+		BridgeMappings: map[string]string{extPhysnet: "br-ex"},
+	}, nn.node.OVS.Instance, slog.Default())
+	must(t, err)
+	l2ctx, l2cancel := context.WithCancel(context.Background())
+	must(t, r2.Start(l2ctx, agent.Env{Host: nn.node.Name, Status: nn.status}))
+	nn.l2 = r2
+
+	nn.cfg = Config{OVS: nn.node.OVS.Instance, BridgeNetns: nn.node.Netns, NamespacePrefix: bed.Prefix + "-qrouter-"}
+	r3, err := New(nn.cfg, slog.Default())
+	must(t, err)
+	must(t, r3.Start(ctx, agent.Env{Host: nn.node.Name, Status: nn.status}))
+	nn.l3 = r3
+	t.Cleanup(func() {
+		cancel()
+		<-r3.Stopped()
+		// Nothing may stay behind, also when the test failed midway.
+		if err := Cleanup(context.Background(), nn.cfg, slog.Default()); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+		l2cancel()
+	})
+	waitFor(t, "the l2 role made br-int", func() error { _, err := nn.db.Bridge("br-int"); return err })
+	return nn
+}
+
+// The desired state of the scenario.
+
+func network(id string, seg msg.Segment, mtu int) msg.Network {
+	return msg.Network{ID: id, AdminStateUp: true, MTU: mtu, Segment: seg}
+}
+
+var (
+	extSeg = msg.Segment{NetworkType: msg.NetworkTypeFlat, PhysicalNetwork: extPhysnet}
+	netA   = network("net-a", msg.Segment{NetworkType: msg.NetworkTypeVXLAN, SegmentationID: 100}, 1450)
+	netA2  = network("net-a2", msg.Segment{NetworkType: msg.NetworkTypeVXLAN, SegmentationID: 102}, 1450)
+	netB   = network("net-b", msg.Segment{NetworkType: msg.NetworkTypeVXLAN, SegmentationID: 101}, 1450)
+	extNet = network("ext-net", extSeg, 1500)
+)
+
+type subnet struct{ id, cidr, gateway string }
+
+var (
+	subExt = subnet{"sub-ext", "203.0.113.0/24", "203.0.113.1"}
+	subA   = subnet{"sub-a", "10.0.0.0/24", "10.0.0.1"}
+	subA2  = subnet{"sub-a2", "10.0.1.0/24", "10.0.1.1"}
+	subB   = subnet{"sub-b", "10.0.0.0/24", "10.0.0.1"}
+)
+
+func routerPort(id, mac string, n msg.Network, s subnet, ip string) msg.RouterPort {
+	return msg.RouterPort{
+		ID: id, MAC: mac, AdminStateUp: true, NetworkID: n.ID, MTU: n.MTU, Segment: n.Segment,
+		FixedIPs: []msg.RouterIP{{SubnetID: s.id, IPAddress: ip, CIDR: s.cidr, IPVersion: 4, GatewayIP: s.gateway}},
+	}
+}
+
+func l2Port(host string, n msg.Network, id, mac string, s subnet, ip string) msg.Port {
+	return msg.Port{
+		ID: id, NetworkID: n.ID, MAC: mac, AdminStateUp: true, Host: host, VIFType: "ovs",
+		FixedIPs: []msg.FixedIP{{SubnetID: s.id, IPAddress: ip}}, Status: msg.StatusDown,
+	}
+}
+
+func routerA() msg.Router {
+	return msg.Router{
+		ID: "router-a", ProjectID: "project-a", AdminStateUp: true, EnableSNAT: true,
+		Gateway: ptr(routerPort("rgw-a", "fa:16:3e:0a:00:01", extNet, subExt, gwA.String())),
+		Interfaces: []msg.RouterPort{
+			routerPort("rif-a", "fa:16:3e:0a:00:02", netA, subA, "10.0.0.1"),
+			routerPort("rif-a2", "fa:16:3e:0a:00:03", netA2, subA2, "10.0.1.1"),
+		},
+	}
+}
+
+func routerB() msg.Router {
+	return msg.Router{
+		ID: "router-b", ProjectID: "project-b", AdminStateUp: true, EnableSNAT: true,
+		Gateway:    ptr(routerPort("rgw-b", "fa:16:3e:0b:00:01", extNet, subExt, gwB.String())),
+		Interfaces: []msg.RouterPort{routerPort("rif-b", "fa:16:3e:0b:00:02", netB, subB, "10.0.0.1")},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func withFIP(r msg.Router, id string, fip netip.Addr, fixed, port string) msg.Router {
+	r.FloatingIPs = append(slices.Clone(r.FloatingIPs), msg.FloatingIP{
+		ID: id, FloatingIPAddress: fip.String(), FixedIPAddress: fixed, PortID: port, FloatingNetworkID: extNet.ID, Status: msg.StatusDown,
+	})
+	return r
+}
+
+// l2State wires every VM port and every router port on the node.
+func (nn *netNode) l2State(routers ...msg.Router) *msg.HostState {
+	host := nn.node.Name
+	ports := []msg.Port{
+		l2Port(host, netA, "port-vm-a", "fa:16:3e:aa:00:05", subA, "10.0.0.5"),
+		l2Port(host, netA2, "port-vm-a2", "fa:16:3e:a2:00:05", subA2, "10.0.1.5"),
+		l2Port(host, netB, "port-vm-b", "fa:16:3e:bb:00:05", subB, "10.0.0.5"),
+	}
+	for _, r := range routers {
+		rps := slices.Clone(r.Interfaces)
+		if r.Gateway != nil {
+			rps = append(rps, *r.Gateway)
+		}
+		for _, rp := range rps {
+			p := msg.Port{ID: rp.ID, NetworkID: rp.NetworkID, MAC: rp.MAC, AdminStateUp: true, Host: host, VIFType: "ovs",
+				DeviceOwner: "network:router_interface", DeviceID: r.ID, Status: msg.StatusDown}
+			for _, ip := range rp.FixedIPs {
+				p.FixedIPs = append(p.FixedIPs, msg.FixedIP{SubnetID: ip.SubnetID, IPAddress: ip.IPAddress})
+			}
+			ports = append(ports, p)
+		}
+	}
+	slices.SortFunc(ports, func(a, b msg.Port) int { return strings.Compare(a.ID, b.ID) })
+	return &msg.HostState{L2: &msg.L2State{Networks: []msg.Network{extNet, netA, netA2, netB}, Ports: ports}}
+}
+
+// setRouters gives both roles the state with these routers and waits
+// until the l3 role applied it.
+func (nn *netNode) setRouters(routers ...msg.Router) {
+	nn.t.Helper()
+	must(nn.t, nn.l2.Sync(nn.ctx, nn.l2State(routers...)))
+	must(nn.t, nn.l3.Sync(nn.ctx, &msg.HostState{L3: &msg.L3State{Routers: routers}}))
+	must(nn.t, nn.l3.Reconcile(nn.ctx))
+}
+
+// addVM makes a VM namespace plugged into br-int for port id, with a
+// "who are you" server answering name and an echo server.
+func (nn *netNode) addVM(name, portID, mac, ip, gateway string) *testbed.Host {
+	t := nn.t
+	t.Helper()
+	hw, err := net.ParseMAC(mac)
+	must(t, err)
+	vm := nn.bed.AddHost(t, testbed.HostSpec{
+		Name: name, PeerNetns: nn.node.Netns, PeerName: "tap" + portID[:min(len(portID), 11)],
+		Addr: netip.MustParsePrefix(ip + "/24"), Gateway: netip.MustParseAddr(gateway), MTU: 1450, MAC: hw,
+	})
+	must(t, nn.db.EnsurePort(nn.ctx, "br-int", ovs.Port{Name: "tap" + portID[:min(len(portID), 11)], ExternalIDs: map[string]string{
+		"iface-id": portID, "attached-mac": mac, "iface-status": "active",
+	}}))
+	serve(t, vm.Netns, netip.AddrPortFrom(netip.IPv4Unspecified(), whoPort), func(net.Conn) string { return name })
+	testbed.ServeTCPEcho(t, vm.Netns, netip.AddrPortFrom(netip.IPv4Unspecified(), echoPort))
+	return vm
+}
+
+// serve answers every connection on addr inside ns with reply(conn).
+func serve(t testing.TB, ns string, addr netip.AddrPort, reply func(net.Conn) string) {
+	t.Helper()
+	var ln net.Listener
+	must(t, netns.Do(ns, func() error {
+		var err error
+		ln, err = net.Listen("tcp4", addr.String())
+		return err
+	}))
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+	})
+	go func() {
+		defer close(done)
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conn.Write([]byte(reply(conn)))
+			conn.Close()
+		}
+	}()
+}
+
+// ask connects from ns to addr and returns what the server said.
+func ask(ns string, addr netip.AddrPort) (string, error) {
+	var conn net.Conn
+	err := netns.Do(ns, func() error {
+		var err error
+		conn, err = net.DialTimeout("tcp4", addr.String(), 2*time.Second)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(2 * time.Second))
+	b, err := io.ReadAll(conn)
+	return string(b), err
+}
+
+// echoOn sends s on a connection to an echo server and reads it back.
+func echoOn(conn net.Conn, s string) error {
+	conn.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := conn.Write([]byte(s)); err != nil {
+		return err
+	}
+	buf := make([]byte, len(s))
+	if _, err := io.ReadFull(conn, buf); err != nil {
+		return err
+	}
+	if string(buf) != s {
+		return fmt.Errorf("echo %q for %q", buf, s)
+	}
+	return nil
+}
+
+func must2(t testing.TB) func([]byte, error) []byte {
+	return func(b []byte, err error) []byte {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%v: %s", err, b)
+		}
+		return b
+	}
+}
+
+// waitAnswer waits until asking addr from ns gets want.
+func waitAnswer(t testing.TB, ns string, addr netip.AddrPort, want string) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%s answers %q to %s", addr, want, ns), func() error {
+		got, err := ask(ns, addr)
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("answered %q", got)
+		}
+		return nil
+	})
+}
+
+func TestRoutersSNATFloatingIPsAndTeardown(t *testing.T) {
+	nn := newNetNode(t)
+	outside := nn.bed.Outside
+	serve(t, outside.Netns, netip.AddrPortFrom(internetAddr, peerPort), func(c net.Conn) string {
+		return netip.MustParseAddrPort(c.RemoteAddr().String()).Addr().String()
+	})
+	vmA := nn.addVM("vma", "port-vm-a", "fa:16:3e:aa:00:05", "10.0.0.5", "10.0.0.1")
+	vmA2 := nn.addVM("vma2", "port-vm-a2", "fa:16:3e:a2:00:05", "10.0.1.5", "10.0.1.1")
+	vmB := nn.addVM("vmb", "port-vm-b", "fa:16:3e:bb:00:05", "10.0.0.5", "10.0.0.1")
+	internet := netip.AddrPortFrom(internetAddr, peerPort)
+
+	// SNAT: each VM reaches the outside, which sees its router's gateway.
+	nn.setRouters(routerA(), routerB())
+	waitAnswer(t, vmA.Netns, internet, gwA.String())
+	waitAnswer(t, vmB.Netns, internet, gwB.String())
+	if err := vmA.Ping(nn.ctx, internetAddr, 2); err != nil {
+		t.Error(err)
+	}
+	for id, router := range map[string]string{"rgw-a": "router-a", "rif-a": "router-a", "rif-a2": "router-a", "rgw-b": "router-b", "rif-b": "router-b"} {
+		iface, err := nn.db.Interface("tap" + id)
+		if err != nil || iface.Bridge != "br-int" || iface.IfaceID != id || iface.ExternalIDs[NetnsExternalID] != nn.cfg.NamespacePrefix+router {
+			t.Errorf("router port %s on OVS: %+v, %v", id, iface, err)
+		}
+	}
+
+	// East-west: VMs on two subnets behind router A reach each other.
+	if err := vmA.Ping(nn.ctx, vmA2.IP(), 2); err != nil {
+		t.Errorf("east-west: %v", err)
+	}
+	if err := vmA2.TCPEcho(nn.ctx, netip.AddrPortFrom(vmA.IP(), echoPort), []byte("east-west")); err != nil {
+		t.Errorf("east-west: %v", err)
+	}
+	// The outside host cannot reach the tenants' private addresses.
+	if got, err := ask(outside.Netns, netip.AddrPortFrom(vmA.IP(), whoPort)); err == nil {
+		t.Errorf("the outside host reached 10.0.0.5 directly: %q", got)
+	}
+
+	// A connection SNATed through router A, which survives the rebuild of
+	// router A's table below.
+	outsideEcho := testbed.ServeTCPEcho(t, outside.Netns, netip.AddrPortFrom(internetAddr, echoPort))
+	var kept net.Conn
+	must(t, netns.Do(vmA2.Netns, func() error {
+		var err error
+		kept, err = net.DialTimeout("tcp4", outsideEcho.String(), 2*time.Second)
+		return err
+	}))
+	defer kept.Close()
+	must(t, echoOn(kept, "before the rebuild"))
+	rebuilds := nn.l3.Stats().NATRebuilds
+
+	// Floating IPs: the outside host reaches each VM through its own, and
+	// each VM's traffic leaves from it.
+	a, b := withFIP(routerA(), "fip-a", fipA, "10.0.0.5", "port-vm-a"), withFIP(routerB(), "fip-b", fipB, "10.0.0.5", "port-vm-b")
+	nn.setRouters(a, b)
+	if got := nn.l3.Stats().NATRebuilds - rebuilds; got != 2 {
+		t.Errorf("%d router tables rebuilt for two routers' changes", got)
+	}
+	if err := echoOn(kept, "after the rebuild"); err != nil {
+		t.Errorf("an established SNAT connection broke when its router's table was rebuilt: %v", err)
+	}
+	if _, err := exec.LookPath("nft"); err == nil { // nft only reads the table back
+		out := string(must2(t)(netns.Command(nn.cfg.NamespacePrefix+"router-a", "nft", "list", "table", "ip", TableName).CombinedOutput()))
+		for _, want := range []string{
+			"ip daddr 203.0.113.20 dnat to 10.0.0.5",
+			`oifname "qg-rgw-a" ip saddr 10.0.0.5 snat to 203.0.113.20`,
+			`oifname "qg-rgw-a" ip saddr 10.0.0.0/24 snat to 203.0.113.10`,
+			`oifname "qg-rgw-a" ip saddr 10.0.1.0/24 snat to 203.0.113.10`,
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("router A's table lacks %q:\n%s", want, out)
+			}
+		}
+	}
+	waitAnswer(t, outside.Netns, netip.AddrPortFrom(fipA, whoPort), "vma")
+	waitAnswer(t, outside.Netns, netip.AddrPortFrom(fipB, whoPort), "vmb")
+	if err := outside.Ping(nn.ctx, fipA, 2); err != nil {
+		t.Error(err)
+	}
+	waitAnswer(t, vmA.Netns, internet, fipA.String())
+	waitAnswer(t, vmB.Netns, internet, fipB.String())
+	// East-west traffic is not translated.
+	if got, err := ask(vmA2.Netns, netip.AddrPortFrom(vmA.IP(), whoPort)); err != nil || got != "vma" {
+		t.Errorf("east-west with a floating IP: %q, %v", got, err)
+	}
+	if s := nn.status.fipStatus("fip-a"); s != msg.StatusActive {
+		t.Errorf("fip-a reported %q; want ACTIVE", s)
+	}
+	if st := nn.l3.Stats(); st.Routers != 2 || st.FloatingIPs != 2 || st.GatewayPorts != 2 || st.Interfaces != 3 || st.GARPs < 2 {
+		t.Errorf("stats %+v", st)
+	}
+
+	// Disassociating stops it at once, established connections included.
+	var conn net.Conn
+	must(t, netns.Do(outside.Netns, func() error {
+		var err error
+		conn, err = net.DialTimeout("tcp4", netip.AddrPortFrom(fipA, echoPort).String(), 2*time.Second)
+		return err
+	}))
+	defer conn.Close()
+	must(t, echoOn(conn, "before"))
+	nn.setRouters(routerA(), b)
+	if err := echoOn(conn, "after"); err == nil {
+		t.Error("an established connection through a disassociated floating IP still works")
+	}
+	if got, err := ask(outside.Netns, netip.AddrPortFrom(fipA, whoPort)); err == nil {
+		t.Errorf("a disassociated floating IP still reaches %q", got)
+	}
+	if got, err := ask(outside.Netns, netip.AddrPortFrom(fipB, whoPort)); err != nil || got != "vmb" {
+		t.Errorf("the other project's floating IP: %q, %v", got, err)
+	}
+	waitAnswer(t, vmA.Netns, internet, gwA.String())
+
+	// Extra routes: 192.168.50.0/24 behind VM a2.
+	vmA2.Run(t, "ip", "addr", "add", "192.168.50.1/32", "dev", "lo")
+	withRoute := routerA()
+	withRoute.Routes = []msg.HostRoute{{Destination: "192.168.50.0/24", Nexthop: "10.0.1.5"}}
+	nn.setRouters(withRoute, b)
+	if err := vmA.Ping(nn.ctx, netip.MustParseAddr("192.168.50.1"), 2); err != nil {
+		t.Errorf("extra route: %v", err)
+	}
+
+	// Deleting router B leaves nothing of it; router A keeps working.
+	nn.setRouters(withRoute)
+	nsB := nn.cfg.NamespacePrefix + "router-b"
+	if netns.Exists(nsB) {
+		t.Errorf("namespace %s left", nsB)
+	}
+	hostLinks := nn.node.Links(t)
+	for _, id := range []string{"rgw-b", "rif-b"} {
+		if _, err := nn.db.Interface("tap" + id); !errors.Is(err, ovs.ErrNotFound) {
+			t.Errorf("OVS port tap%s left: %v", id, err)
+		}
+		if hostLinks.Exists("tap" + id) {
+			t.Errorf("veth tap%s left", id)
+		}
+	}
+	if err := vmA.Ping(nn.ctx, internetAddr, 1); err != nil {
+		t.Errorf("router A after deleting router B: %v", err)
+	}
+
+	// An empty state removes every router.
+	nn.setRouters()
+	names, err := netns.List()
+	must(t, err)
+	for _, n := range names {
+		if strings.HasPrefix(n, nn.cfg.NamespacePrefix) {
+			t.Errorf("namespace %s left", n)
+		}
+	}
+	for _, iface := range nn.db.Interfaces() {
+		if iface.ExternalIDs[NetnsExternalID] != "" {
+			t.Errorf("OVS interface %s left", iface.Name)
+		}
+	}
+	if _, err := link.Open(nn.cfg.NamespacePrefix + "router-a"); err == nil {
+		t.Error("router A's namespace can still be opened")
+	}
+}
