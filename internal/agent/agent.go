@@ -412,3 +412,20 @@ func (s statusReporter) PortStatus(ctx context.Context, up, down []string) error
 	}
 	return nil
 }
+
+// FloatingIPStatus reports the floating IPs an l3 role configured (active)
+// or could not (down).
+func (s statusReporter) FloatingIPStatus(ctx context.Context, active, down []string) error {
+	if len(active) == 0 && len(down) == 0 {
+		return nil
+	}
+	req := msg.FloatingIPStatus{Version: msg.Version, Host: s.a.opts.Host, Active: slices.Clone(active), Down: slices.Clone(down)}
+	var rep msg.FloatingIPStatusReply
+	if err := s.a.conn.Call(ctx, msg.MethodFloatingIPStatus, req, &rep); err != nil {
+		return fmt.Errorf("agent: floating IP status: %w", err)
+	}
+	if len(rep.Unknown) > 0 {
+		s.a.log.Debug("server does not know these floating IPs on this host", "floating_ips", rep.Unknown)
+	}
+	return nil
+}
