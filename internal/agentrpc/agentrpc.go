@@ -79,11 +79,13 @@ func Register(svc *service.Service, conn *bus.Conn, opts Options) (*Server, erro
 	svc.SetHooks("subnets", &service.Hooks{PostCreate: s.subnetChanged, PostUpdate: s.subnetUpdated, PostDelete: s.subnetChanged})
 	svc.SetHooks("security-group-rules", &service.Hooks{PostCreate: s.ruleChanged, PostDelete: s.ruleChanged})
 	svc.SetHooks("security-groups", &service.Hooks{PreDelete: s.groupDeleting})
+	s.registerL3()
 	svc.OnChange(s.onChange)
 	for method, fn := range map[string]func(context.Context, json.RawMessage) (any, error){
-		msg.MethodReportState: s.reportState,
-		msg.MethodSync:        s.sync,
-		msg.MethodPortStatus:  s.portStatus,
+		msg.MethodReportState:      s.reportState,
+		msg.MethodSync:             s.sync,
+		msg.MethodPortStatus:       s.portStatus,
+		msg.MethodFloatingIPStatus: s.floatingIPStatus,
 	} {
 		unsub, err := conn.Handle(method, fn)
 		if err != nil {

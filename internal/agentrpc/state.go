@@ -91,6 +91,13 @@ func (v *view) hostState(ctx context.Context, host string, roles []string) (*msg
 		}
 		st.DHCP = d
 	}
+	if all || slices.Contains(roles, msg.RoleL3) {
+		l3, err := v.l3State(ctx, host)
+		if err != nil {
+			return nil, err
+		}
+		st.L3 = l3
+	}
 	return st, nil
 }
 
@@ -255,6 +262,7 @@ func (v *view) notification(ctx context.Context, b outbox.Batch) (*msg.Notificat
 	portIDs := map[string][]string{} // network → ports to refresh
 	var netIDs []string
 	endpoints := false
+	var routerIDs []string
 	for _, e := range b.Entries {
 		switch e.Kind {
 		case outbox.KindResync:
@@ -262,6 +270,8 @@ func (v *view) notification(ctx context.Context, b outbox.Batch) (*msg.Notificat
 			return n, nil
 		case outbox.KindEndpoints:
 			endpoints = true
+		case outbox.KindRouter:
+			routerIDs = append(routerIDs, e.RouterID())
 		case outbox.KindNetwork:
 			full[e.NetworkID] = true
 			netIDs = append(netIDs, e.NetworkID)
@@ -298,6 +308,11 @@ func (v *view) notification(ctx context.Context, b outbox.Batch) (*msg.Notificat
 	}
 	if len(dhcp.Networks)+len(dhcp.DeletedNetworks)+len(dhcp.Ports)+len(dhcp.DeletedPorts) > 0 {
 		n.DHCP = dhcp
+	}
+	if len(routerIDs) > 0 {
+		if n.L3, err = v.l3Part(ctx, b.Host, routerIDs); err != nil {
+			return nil, err
+		}
 	}
 	return n, nil
 }

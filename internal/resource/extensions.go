@@ -26,6 +26,7 @@ func Extensions() []Extension {
 		ext("extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"),
 		ext("extraroute-atomic", "Atomically add/remove extra routes", "Edit extra routes of a router on server side by atomically adding/removing extra routes"),
 		ext("filter-validation", "Filter parameters validation", "Provides validation on filter parameters."),
+		ext("l3_agent_scheduler", "L3 Agent Scheduler", "Schedule routers among l3 agents"),
 		ext("net-mtu", "Network MTU", "Provides MTU attribute for a network resource."),
 		ext("net-mtu-writable", "Network MTU (writable)", "Provides a writable MTU attribute for a network resource."),
 		ext("network-ip-availability", "Network IP Availability", "Provides IP availability data for each network and subnet."),

@@ -40,11 +40,12 @@ func registerPlugins(svc *service.Service, a *api.Server, cfg config.Config, seg
 	}
 	binder.Register()
 	subnet.Register(svc, ports, subnet.Options{AllocatePrefix: pools.AllocatePrefix, DefaultSubnetPool: pools.DefaultPool})
+	routers := scheduler.RegisterL3(svc, a, scheduler.Options{DownTime: cfg.AgentDownTime, CheckInterval: cfg.Agent.ReportInterval, Bind: binder.BindPort, Log: log})
 	l3.Register(svc, network.Access)
 	// Networks last: hooks run in registration order, and deleting a
 	// network must first let l3 remove its unassociated floating IPs.
 	network.Register(svc, segs)
 	dhcp := scheduler.Register(svc, a, scheduler.Options{AgentsPerNetwork: cfg.DHCPAgentsPerNetwork,
 		DownTime: cfg.AgentDownTime, CheckInterval: cfg.Agent.ReportInterval, Bind: binder.BindPort, Log: log})
-	return []func(context.Context){dhcp.Run}, nil
+	return []func(context.Context){dhcp.Run, routers.Run}, nil
 }

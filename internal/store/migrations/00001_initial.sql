@@ -181,6 +181,14 @@ CREATE TABLE network_dhcp_agents (
 );
 CREATE INDEX network_dhcp_agents_agent ON network_dhcp_agents (agent_id);
 
+-- Routers are legacy (not HA, not distributed): one l3 agent each, so the
+-- router is the key and two replicas cannot both schedule one.
+CREATE TABLE router_l3_agents (
+    router_id TEXT PRIMARY KEY REFERENCES routers (id) ON DELETE CASCADE,
+    agent_id TEXT NOT NULL REFERENCES agents (id) ON DELETE CASCADE
+);
+CREATE INDEX router_l3_agents_agent ON router_l3_agents (agent_id);
+
 -- Agent notifications. A change writes, in its own transaction, one row
 -- per host that must hear of it; any server replica drains the rows,
 -- numbers each host's notifications in host_sequences and publishes them.
@@ -213,6 +221,7 @@ CREATE TABLE quotas (
 DROP TABLE quotas;
 DROP TABLE host_sequences;
 DROP TABLE agent_outbox;
+DROP TABLE router_l3_agents;
 DROP TABLE network_dhcp_agents;
 DROP TABLE agents;
 DROP TABLE rbac_policies;
