@@ -126,6 +126,9 @@ func (p *Plugin) show(ctx context.Context, tx *store.Tx, c *service.Call, obj re
 		return err
 	}
 	obj["shared"], obj["router:external"] = shared, external
+	if !external {
+		obj["is_default"] = false // default only while external
+	}
 	return nil
 }
 
@@ -161,6 +164,11 @@ func (p *Plugin) preCreate(ctx context.Context, tx *store.Tx, c *service.Call, o
 	}
 	// The segment row references the network, so it is allocated in
 	// PostCreate; the draft travels in a private key until then.
+	if ext, _ := obj["router:external"].(bool); !ext {
+		obj["is_default"] = false // only external networks are default
+	} else if err := p.checkDefault(ctx, tx, obj); err != nil {
+		return err
+	}
 	obj["_segment"] = map[string]any{"type": seg.NetworkType, "physnet": seg.PhysicalNetwork, "id": seg.SegmentationID, "given": segGiven}
 	obj["status"] = "ACTIVE"
 	obj["subnets"] = []any{}
@@ -291,11 +299,45 @@ func (p *Plugin) preUpdate(ctx context.Context, tx *store.Tx, c *service.Call, o
 			}
 		}
 	}
+	external, err := isExternal(ctx, tx, id)
+	if err != nil {
+		return err
+	}
+	if !external {
+		// As in Neutron, only an external network is default; one that
+		// stops being external stops being default.
+		obj["is_default"] = false
+	} else if err := p.checkDefault(ctx, tx, obj); err != nil {
+		return err
+	}
 	if mtu, ok := int64Of(changes["mtu"]); ok {
 		t, _ := obj["provider:network_type"].(string)
 		if maxMTU := p.segs.MTU(t); mtu > maxMTU {
 			return fault.InvalidInput("Requested MTU is too big, maximum is %d", maxMTU)
 		}
+	}
+	return nil
+}
+
+// checkDefault refuses a second default external network.
+func (p *Plugin) checkDefault(ctx context.Context, tx *store.Tx, net resource.Object) error {
+	if isDefault, _ := net["is_default"].(bool); !isDefault {
+		return nil
+	}
+	nets, err := tx.List(ctx, p.nets, store.Where{})
+	if err != nil {
+		return err
+	}
+	for _, other := range nets {
+		if d, _ := other["is_default"].(bool); !d || other["id"] == net["id"] {
+			continue
+		}
+		if ext, err := isExternal(ctx, tx, fmt.Sprint(other["id"])); err != nil {
+			return err
+		} else if !ext {
+			continue
+		}
+		return fault.Conflict("DefaultExternalNetworkExists", "A default external network already exists: %v.", other["id"])
 	}
 	return nil
 }

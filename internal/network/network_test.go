@@ -1,6 +1,7 @@
 package network_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -8,6 +9,9 @@ import (
 	"testing"
 
 	"github.com/neutrino-sdn/neutrino/internal/apitest"
+	"github.com/neutrino-sdn/neutrino/internal/auth"
+	"github.com/neutrino-sdn/neutrino/internal/fault"
+	"github.com/neutrino-sdn/neutrino/internal/service"
 )
 
 func TestNetworkLifecycle(t *testing.T) {
@@ -226,4 +230,50 @@ func TestExternalPolicyInUseByRouterGateway(t *testing.T) {
 	inUse(own)
 	tenant.Must(http.StatusNoContent, "DELETE", "/v2.0/routers/"+apitest.S(router["id"]), nil)
 	admin.Must(http.StatusNoContent, "DELETE", "/v2.0/rbac-policies/"+apitest.S(own["id"]), nil)
+}
+
+// TestDefaultExternalNetwork: one external network may be the default; it
+// stays external to everyone, and only external networks are default.
+func TestDefaultExternalNetwork(t *testing.T) {
+	srv := apitest.Start(t)
+	admin := srv.Client(t, "admin")
+	ext := admin.Create("networks", "network", map[string]any{"name": "public", "router:external": true, "is_default": true})
+	if ext["is_default"] != true {
+		t.Fatalf("default external network: %v", ext)
+	}
+	if r := admin.Do("POST", "/v2.0/networks", map[string]any{"network": map[string]any{"router:external": true, "is_default": true}}); r.Status != http.StatusConflict || r.ErrorType() != "DefaultExternalNetworkExists" {
+		t.Fatalf("second default: %d %s", r.Status, r.Raw)
+	}
+	internal := admin.Create("networks", "network", map[string]any{"name": "private", "is_default": true})
+	if internal["is_default"] != false {
+		t.Fatalf("internal network made default: %v", internal)
+	}
+	id := apitest.S(ext["id"])
+	policies := admin.Do("GET", "/v2.0/rbac-policies?action=access_as_external&target_tenant=*&object_id="+id, nil).Items("rbac_policies")
+	if len(policies) != 1 {
+		t.Fatalf("wildcard: %v", policies)
+	}
+	r := admin.Do("DELETE", "/v2.0/rbac-policies/"+apitest.S(policies[0]["id"]), nil)
+	if r.Status != http.StatusConflict || r.ErrorType() != "RbacPolicyInUse" {
+		t.Fatalf("delete the default's wildcard: %d %s", r.Status, r.Raw)
+	}
+	// Members may not choose the default.
+	member := &service.Call{ID: &auth.Identity{ProjectID: "p1", Roles: []string{auth.RoleMember, auth.RoleReader}}, Project: "p1"}
+	nets := srv.Srv.Service.Registry().ByPlural("networks")
+	_, err := srv.Srv.Service.Create(context.Background(), member, nets, []map[string]any{{"router:external": false, "is_default": true}})
+	if fe, ok := fault.As(err); !ok || fe.Type != "PolicyNotAuthorized" {
+		t.Fatalf("member sets is_default: %v", err)
+	}
+	// No longer the default, the network gives its wildcard up.
+	admin.Must(200, "PUT", "/v2.0/networks/"+id, map[string]any{"network": map[string]any{"is_default": false}})
+	admin.Must(http.StatusNoContent, "DELETE", "/v2.0/rbac-policies/"+apitest.S(policies[0]["id"]), nil)
+	got := admin.Must(200, "GET", "/v2.0/networks/"+id, nil)["network"].(map[string]any)
+	if got["router:external"] != false || got["is_default"] != false {
+		t.Fatalf("after the wildcard went: %v", got)
+	}
+	// Updating an internal network to default changes nothing.
+	up := admin.Must(200, "PUT", "/v2.0/networks/"+id, map[string]any{"network": map[string]any{"is_default": true}})["network"].(map[string]any)
+	if up["is_default"] != false {
+		t.Fatalf("internal network updated to default: %v", up)
+	}
 }

@@ -106,7 +106,7 @@ func (p *Plugin) bumpNetwork(ctx context.Context, tx *store.Tx, c *service.Call,
 // rbacPreDelete refuses to remove an entry that projects other than the
 // network's owner still rely on (their ports, or floating IPs on an
 // external network), unless another entry keeps their access.
-func (p *Plugin) rbacPreDelete(ctx context.Context, tx *store.Tx, _ *service.Call, obj resource.Object) error {
+func (p *Plugin) rbacPreDelete(ctx context.Context, tx *store.Tx, c *service.Call, obj resource.Object) error {
 	netID, _ := obj["object_id"].(string)
 	action, _ := obj["action"].(string)
 	target, _ := obj["target_tenant"].(string)
@@ -116,6 +116,12 @@ func (p *Plugin) rbacPreDelete(ctx context.Context, tx *store.Tx, _ *service.Cal
 	}
 	if err != nil {
 		return err
+	}
+	// The default external network stays external to everyone; the
+	// server itself removes the entry when the network stops being
+	// external (and default).
+	if isDefault, _ := net["is_default"].(bool); isDefault && action == ActionExternal && target == "*" && !c.IsSystem() {
+		return fault.Conflict("RbacPolicyInUse", "RBAC policy on object %s cannot be removed because other objects depend on it. Details: Default external networks must be shared to everyone.", netID)
 	}
 	owner, _ := net["project_id"].(string)
 	// Projects that keep access through other entries.

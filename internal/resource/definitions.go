@@ -55,6 +55,10 @@ func Network() *Resource {
 			{Name: "provider:physical_network", Type: Nullable{Of: StringType{MaxLen: 64}}, Post: true, AdminOnly: true, AdminVisible: true, Extension: "provider"},
 			{Name: "provider:segmentation_id", Type: Nullable{Of: IntType{Min: 0, Max: 1<<32 - 1}}, Post: true, AdminOnly: true, AdminVisible: true, Extension: "provider"},
 			{Name: "router:external", Type: BoolType{}, Post: true, Put: true, Default: false, AdminOnly: true, Extension: "external-net"},
+			// is_default marks the one default external network (Neutron's
+			// auto-allocated-topology attribute; its topology API is not
+			// implemented, so the extension is not listed).
+			{Name: "is_default", Type: BoolType{}, Post: true, Put: true, Default: false, AdminOnly: true},
 			{Name: "port_security_enabled", Type: BoolType{}, Post: true, Put: true, Default: true, Extension: "port-security"},
 			{Name: "availability_zone_hints", Type: ListType{Of: StringType{MaxLen: 255}}, Default: []any{}, NoSort: true, NoFilter: true},
 			{Name: "availability_zones", Type: ListType{Of: StringType{}}, Default: []any{}, NoSort: true, NoFilter: true},
