@@ -66,7 +66,7 @@ type Agent struct {
 	// Host names this node as ports' binding:host_id does; empty means
 	// the machine's host name.
 	Host string `koanf:"host"`
-	// Roles are the jobs the agent does: "l2", "dhcp".
+	// Roles are the jobs the agent does: "l2", "dhcp", "l3".
 	Roles []string `koanf:"roles"`
 	// ReportInterval is how often the agent reports its state; keep it
 	// well under agent_down_time.
@@ -240,13 +240,14 @@ func (c Config) Validate() error {
 const (
 	RoleL2   = "l2"
 	RoleDHCP = "dhcp"
+	RoleL3   = "l3"
 )
 
 // Validate checks the agent options.
 func (a Agent) Validate() error {
 	for _, r := range a.Roles {
-		if r != RoleL2 && r != RoleDHCP {
-			return fmt.Errorf("config: agent.roles: unknown role %q (want %q or %q)", r, RoleL2, RoleDHCP)
+		if r != RoleL2 && r != RoleDHCP && r != RoleL3 {
+			return fmt.Errorf("config: agent.roles: unknown role %q (want %q, %q or %q)", r, RoleL2, RoleDHCP, RoleL3)
 		}
 	}
 	if a.ReportInterval <= 0 {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/neutrino-sdn/neutrino/internal/agent"
 	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
+	"github.com/neutrino-sdn/neutrino/internal/config"
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/link"
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/netns"
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/ovs"
@@ -629,4 +630,11 @@ func Cleanup(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer r.db.Close()
 	return r.removeStale(ctx, nil)
+}
+
+// ConfigFrom makes the role's configuration from the agent's: the
+// integration bridge of agent.l2, on the host's Open vSwitch inst (which
+// runs in this process's namespace).
+func ConfigFrom(c config.Agent, inst ovs.Instance) Config {
+	return Config{IntegrationBridge: c.L2.IntegrationBridge, OVS: inst}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/agent"
 	"github.com/neutrino-sdn/neutrino/internal/agent/dhcp"
 	"github.com/neutrino-sdn/neutrino/internal/agent/l2"
+	"github.com/neutrino-sdn/neutrino/internal/agent/l3"
 	"github.com/neutrino-sdn/neutrino/internal/bus"
 	"github.com/neutrino-sdn/neutrino/internal/config"
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/ovs"
@@ -52,6 +53,16 @@ func New(cfg config.Agent, log *slog.Logger) ([]agent.Role, error) {
 			r, err := dhcp.New(dhcp.ConfigFrom(cfg, inst), log)
 			if err != nil {
 				return nil, fmt.Errorf("agent: dhcp role: %w", err)
+			}
+			out = append(out, r)
+		case config.RoleL3:
+			inst, err := ovsInstance(cfg.L2)
+			if err != nil {
+				return nil, err
+			}
+			r, err := l3.New(l3.ConfigFrom(cfg, inst), log)
+			if err != nil {
+				return nil, fmt.Errorf("agent: l3 role: %w", err)
 			}
 			out = append(out, r)
 		default:
