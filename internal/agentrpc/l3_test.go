@@ -314,3 +314,32 @@ func TestL3AgentSchedulerAPI(t *testing.T) {
 		t.Fatalf("router added to net2 is on %v", h)
 	}
 }
+
+func TestRouterPortsAddedLaterFollowTheRouter(t *testing.T) {
+	r := newRig(t)
+	notes := r.listen("net1")
+	r.reportL2("net1", vxlanAgent("192.0.2.1"))
+	r.reportL3("net1")
+	n := r.l3Networks()
+	routerID := apitest.S(r.admin.Create("routers", "router", map[string]any{"name": "r"})["id"])
+	if h := r.routerHosts(routerID); !slices.Equal(h, []string{"net1"}) {
+		t.Fatalf("router without ports hosted by %v", h)
+	}
+	// A gateway set later is bound to the router's host.
+	r.admin.Must(http.StatusOK, "PUT", "/v2.0/routers/"+routerID, map[string]any{"router": map[string]any{
+		"external_gateway_info": map[string]any{"network_id": n.ext, "enable_snat": false}}})
+	notes.waitFor(t, "the router with its gateway", func(n msg.Notification) bool {
+		rt, ok := routerIn(n, routerID)
+		return ok && rt.Gateway != nil && !rt.EnableSNAT
+	})
+	// An interface made of an existing port (bound elsewhere) moves to
+	// the router's host.
+	p := r.port(n.net, map[string]any{"binding:host_id": "compute9"})
+	r.admin.Must(http.StatusOK, "PUT", "/v2.0/routers/"+routerID+"/add_router_interface", map[string]any{"port_id": p["id"]})
+	eventually(t, "the interface port on net1", func() bool { return r.routerPortsOn(routerID, "net1") })
+	notes.waitFor(t, "the router with its interface", func(nt msg.Notification) bool {
+		rt, ok := routerIn(nt, routerID)
+		return ok && len(rt.Interfaces) == 1 && rt.Interfaces[0].ID == p["id"]
+	})
+	assertNumbered(t, notes.all())
+}
