@@ -8,6 +8,9 @@
 // agent's row, so when several server replicas check at once only one
 // of them moves a network. The DHCP port moves with the network, so the
 // DHCP server keeps its address.
+//
+// It also owns the scheduling of routers to l3 agents (L3Scheduler, the
+// l3_agent_scheduler extension, in l3.go).
 package scheduler
 
 import (
