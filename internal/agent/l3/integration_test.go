@@ -124,8 +124,10 @@ type netNode struct {
 	status *fakeStatus
 	l2     *l2.Role
 	l3     *Role
-	cfg    Config
-	ctx    context.Context
+	// l3cancel stops l3.
+	l3cancel context.CancelFunc
+	cfg      Config
+	ctx      context.Context
 }
 
 func newNetNode(t *testing.T) *netNode {
@@ -153,13 +155,10 @@ func newNetNode(t *testing.T) *netNode {
 	nn.l2 = r2
 
 	nn.cfg = Config{OVS: nn.node.OVS.Instance, BridgeNetns: nn.node.Netns, NamespacePrefix: bed.Prefix + "-qrouter-"}
-	r3, err := New(nn.cfg, slog.Default())
-	must(t, err)
-	must(t, r3.Start(ctx, agent.Env{Host: nn.node.Name, Status: nn.status}))
-	nn.l3 = r3
+	nn.startL3()
 	t.Cleanup(func() {
 		cancel()
-		<-r3.Stopped()
+		nn.stopL3()
 		// Nothing may stay behind, also when the test failed midway.
 		if err := Cleanup(context.Background(), nn.cfg, slog.Default()); err != nil {
 			t.Errorf("cleanup: %v", err)
@@ -168,6 +167,25 @@ func newNetNode(t *testing.T) *netNode {
 	})
 	waitFor(t, "the l2 role made br-int", func() error { _, err := nn.db.Bridge("br-int"); return err })
 	return nn
+}
+
+// startL3 starts an l3 role on the node.
+func (nn *netNode) startL3() {
+	nn.t.Helper()
+	r, err := New(nn.cfg, slog.Default())
+	must(nn.t, err)
+	ctx, cancel := context.WithCancel(nn.ctx)
+	must(nn.t, r.Start(ctx, agent.Env{Host: nn.node.Name, Status: nn.status}))
+	nn.l3, nn.l3cancel = r, cancel
+}
+
+// stopL3 stops the l3 role as an agent that exits does; the routers stay.
+func (nn *netNode) stopL3() {
+	if nn.l3cancel != nil {
+		nn.l3cancel()
+		<-nn.l3.Stopped()
+		nn.l3cancel = nil
+	}
 }
 
 // The desired state of the scenario.
@@ -530,5 +548,70 @@ func TestRoutersSNATFloatingIPsAndTeardown(t *testing.T) {
 	}
 	if _, err := link.Open(nn.cfg.NamespacePrefix + "router-a"); err == nil {
 		t.Error("router A's namespace can still be opened")
+	}
+}
+
+func TestRoleAdoptsRoutersAndRepairsTables(t *testing.T) {
+	nn := newNetNode(t)
+	outside := nn.bed.Outside
+	nn.addVM("vma", "port-vm-a", "fa:16:3e:aa:00:05", "10.0.0.5", "10.0.0.1")
+	a := withFIP(routerA(), "fip-a", fipA, "10.0.0.5", "port-vm-a")
+	nn.setRouters(a)
+	waitAnswer(t, outside.Netns, netip.AddrPortFrom(fipA, whoPort), "vma")
+	ns := nn.cfg.NamespacePrefix + "router-a"
+	gwIndex := func() int {
+		h, err := link.Open(ns)
+		must(t, err)
+		defer h.Close()
+		info, err := h.Get(gatewayDev("rgw-a"))
+		must(t, err)
+		return info.Index
+	}
+	before := gwIndex()
+	var conn net.Conn
+	must(t, netns.Do(outside.Netns, func() error {
+		var err error
+		conn, err = net.DialTimeout("tcp4", netip.AddrPortFrom(fipA, echoPort).String(), 2*time.Second)
+		return err
+	}))
+	defer conn.Close()
+	must(t, echoOn(conn, "before"))
+
+	// The same state again changes nothing.
+	rebuilds := nn.l3.Stats().NATRebuilds
+	nn.setRouters(a)
+	if got := nn.l3.Stats().NATRebuilds; got != rebuilds {
+		t.Errorf("a full sync of an unchanged router rebuilt its table (%d → %d)", rebuilds, got)
+	}
+
+	// A restarted role adopts the router: same interfaces, connections
+	// through the floating IP carry on.
+	nn.stopL3()
+	nn.startL3()
+	nn.setRouters(a)
+	if after := gwIndex(); after != before {
+		t.Errorf("restart recreated the gateway interface (index %d, was %d)", after, before)
+	}
+	if err := echoOn(conn, "after a restart"); err != nil {
+		t.Errorf("a connection through the floating IP broke over a restart: %v", err)
+	}
+
+	// A table someone removed is put back by the next full sync.
+	if _, err := exec.LookPath("nft"); err == nil {
+		must2(t)(netns.Command(ns, "nft", "delete", "table", "ip", TableName).CombinedOutput())
+		rebuilds := nn.l3.Stats().NATRebuilds
+		nn.setRouters(a)
+		if got := nn.l3.Stats().NATRebuilds; got != rebuilds+1 {
+			t.Errorf("a removed table was not rebuilt by a full sync (%d rebuilds, had %d)", got, rebuilds)
+		}
+		waitAnswer(t, outside.Netns, netip.AddrPortFrom(fipA, whoPort), "vma")
+	}
+
+	// A sync without an l3 part (a server that does not know the role)
+	// keeps the routers.
+	must(t, nn.l3.Sync(nn.ctx, &msg.HostState{}))
+	must(t, nn.l3.Reconcile(nn.ctx))
+	if !netns.Exists(ns) {
+		t.Error("a state without an l3 part removed the router")
 	}
 }

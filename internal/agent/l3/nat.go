@@ -117,9 +117,39 @@ func natTo(kind expr.NATType, addr netip.Addr) []expr.Any {
 	}
 }
 
-// deleteNAT removes the router table of namespace ns, if there.
-func deleteNAT(ns string) error {
-	return applyNAT(ns, natRules{})
+// natInPlace tells whether namespace ns holds the router table of rules,
+// judged by its chains' rule counts: a full sync rebuilds a table that
+// someone removed or changed, and leaves a correct one alone.
+func natInPlace(ns string, rules natRules) (bool, error) {
+	var ok bool
+	err := withNftables(ns, func(c *nftables.Conn) error {
+		table, err := c.ListTableOfFamily(TableName, nftables.TableFamilyIPv4)
+		if err != nil {
+			ok = rules.empty() // no such table
+			return nil
+		}
+		if rules.empty() {
+			return nil
+		}
+		snat := 0
+		if rules.SNAT.IsValid() {
+			snat = len(rules.Internal)
+		}
+		want := map[string]int{
+			chainPrerouting:  len(rules.FloatingIPs),
+			chainOutput:      len(rules.FloatingIPs),
+			chainPostrouting: len(rules.FloatingIPs) + snat,
+		}
+		for name, n := range want {
+			got, err := c.GetRules(table, &nftables.Chain{Name: name, Table: table})
+			if err != nil || len(got) != n {
+				return nil
+			}
+		}
+		ok = true
+		return nil
+	})
+	return ok, err
 }
 
 // withNftables runs fn with an nftables connection into namespace ns.

@@ -392,7 +392,15 @@ func (r *Role) serve(ctx context.Context, d desiredRouter, full bool) error {
 
 	// NAT first: a floating IP that goes stops being translated before
 	// its connections are flushed and its address removed.
-	if old == nil || full || !old.NAT.equal(plan.NAT) {
+	rebuild := old == nil || !old.NAT.equal(plan.NAT)
+	if !rebuild && full {
+		inPlace, err := natInPlace(ns, plan.NAT)
+		if err != nil {
+			return err
+		}
+		rebuild = !inPlace
+	}
+	if rebuild {
 		if err := applyNAT(ns, plan.NAT); err != nil {
 			return err
 		}
