@@ -375,7 +375,12 @@ func testFloatingIPs(t *testing.T, srv *apitest.Server) {
 	if f := up.Item("floatingip"); f["router_id"] != tp.rtrID || f["port_id"] != id(vm) || f["fixed_ip_address"] != vmIP {
 		t.Fatalf("associated: %s", up.Raw)
 	}
-	expect(t, put(tp.c, "/v2.0/floatingips/"+fipID, map[string]any{"floatingip": map[string]any{"port_id": id(vm), "fixed_ip_address": "10.0.0.254"}}), 400, "BadRequest")
+	// An address of the subnet that the port does not hold.
+	notMine := "10.0.0.254"
+	if vmIP == notMine {
+		notMine = "10.0.0.253"
+	}
+	expect(t, put(tp.c, "/v2.0/floatingips/"+fipID, map[string]any{"floatingip": map[string]any{"port_id": id(vm), "fixed_ip_address": notMine}}), 400, "BadRequest")
 	expect(t, put(tp.c, "/v2.0/floatingips/"+fipID, map[string]any{"floatingip": map[string]any{"port_id": "6b7c7cd4-0d9a-4c7c-9d0f-1d0d2c7c1a11"}}), 404, "PortNotFound")
 
 	// One floating IP per fixed IP.
