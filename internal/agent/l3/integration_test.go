@@ -615,3 +615,12 @@ func TestRoleAdoptsRoutersAndRepairsTables(t *testing.T) {
 		t.Error("a state without an l3 part removed the router")
 	}
 }
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+func mustMAC(t testing.TB, s string) net.HardwareAddr {
+	t.Helper()
+	hw, err := net.ParseMAC(s)
+	must(t, err)
+	return hw
+}
