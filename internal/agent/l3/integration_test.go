@@ -117,7 +117,7 @@ func waitFor(t testing.TB, what string, cond func() error) {
 
 // netNode is the network node with both roles.
 type netNode struct {
-	t      *testing.T
+	t      testing.TB
 	bed    *testbed.Bed
 	node   *testbed.Node
 	db     *ovs.Client
@@ -130,7 +130,7 @@ type netNode struct {
 	ctx      context.Context
 }
 
-func newNetNode(t *testing.T) *netNode {
+func newNetNode(t testing.TB) *netNode {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("skipping: integration test (needs root and Open vSwitch) in -short mode")
