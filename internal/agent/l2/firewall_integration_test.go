@@ -232,6 +232,14 @@ for i in range(3): s.sendto(b"rogue-offer",("255.255.255.255",68))
 	}
 	ip(a, "addr", "del", "10.0.0.50/24", "dev", "eth0")
 
+	// A broadcast from a legitimate source reaches a firewalled VM: its
+	// copy is tracked inside the flood's clone like unicast.
+	capture = b.tb.Capture(t, tgt.Netns, "eth0", "icmp and dst host 10.0.0.255")
+	netns.Command(a.Netns, "ping", "-b", "-n", "-c", "3", "-i", "0.2", "-W", "1", "10.0.0.255").Run()
+	if lines := capture.Stop(); len(lines) == 0 {
+		t.Errorf("the target saw none of a's broadcast pings")
+	}
+
 	// Spoofed MAC: nothing passes.
 	ip(a, "link", "set", "eth0", "address", "fa:16:3e:00:00:99")
 	noPing(t, a, tgt.addr())
