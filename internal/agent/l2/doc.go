@@ -1,6 +1,8 @@
 // Package l2 owns the l2 role of the agent: the Open vSwitch dataplane of a
 // node. It keeps br-int (every VIF, a node-local VLAN per network, switching
-// by flows with hook tables for port security and firewalling), br-tun
+// by flows, port security against spoofed MAC, IP, ARP, DHCP servers and
+// router advertisements, and security groups as a conntrack firewall with
+// remote groups as conjunctive matches: firewall.go), br-tun
 // (tunnels to the other nodes, local VLAN ↔ tunnel id, l2 population:
 // unicast straight to the right tunnel, flooding only to nodes that have
 // ports on the network, local ARP answers) and one br-<physnet> per bridge
