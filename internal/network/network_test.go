@@ -225,6 +225,20 @@ func TestExternalPolicyInUseByRouterGateway(t *testing.T) {
 		}
 	}
 	inUse(wildcard)
+	// Retargeting the wildcard: to a project that has no router there
+	// takes the router's access away; to the router's project keeps it.
+	retarget := func(policy map[string]any, target string) *apitest.Response {
+		return admin.Do("PUT", "/v2.0/rbac-policies/"+apitest.S(policy["id"]), map[string]any{"rbac_policy": map[string]any{"target_tenant": target}})
+	}
+	if r := retarget(wildcard, "p3"); r.Status != http.StatusConflict || r.ErrorType() != "RbacPolicyInUse" {
+		t.Fatalf("retarget to p3: %d %s", r.Status, r.Raw)
+	}
+	if r := retarget(wildcard, "p2"); r.Status != http.StatusOK {
+		t.Fatalf("retarget to p2: %d %s", r.Status, r.Raw)
+	}
+	if r := retarget(wildcard, "*"); r.Status != http.StatusOK {
+		t.Fatalf("retarget back to *: %d %s", r.Status, r.Raw)
+	}
 	own := admin.Create("rbac-policies", "rbac_policy", map[string]any{"object_type": "network", "object_id": id, "action": "access_as_external", "target_tenant": "p2"})
 	admin.Must(http.StatusNoContent, "DELETE", "/v2.0/rbac-policies/"+apitest.S(wildcard["id"]), nil)
 	inUse(own)

@@ -65,7 +65,8 @@ func (p *Plugin) rbacPreUpdate(ctx context.Context, tx *store.Tx, c *service.Cal
 	if obj["target_tenant"] == "*" && !c.IsAdmin() {
 		return fault.PolicyNotAuthorized("update_rbac_policy:target_tenant")
 	}
-	if err := p.rbacPreDelete(ctx, tx, c, old); err != nil {
+	// The new target keeps its access through the changed entry.
+	if err := p.checkNotInUse(ctx, tx, c, old, fmt.Sprint(obj["target_tenant"])); err != nil {
 		return err
 	}
 	return p.checkDuplicate(ctx, tx, obj)
@@ -107,6 +108,12 @@ func (p *Plugin) bumpNetwork(ctx context.Context, tx *store.Tx, c *service.Call,
 // network's owner still rely on (their ports, or floating IPs on an
 // external network), unless another entry keeps their access.
 func (p *Plugin) rbacPreDelete(ctx context.Context, tx *store.Tx, c *service.Call, obj resource.Object) error {
+	return p.checkNotInUse(ctx, tx, c, obj, "")
+}
+
+// checkNotInUse refuses to take obj's access away from the projects that
+// rely on it; newTarget, when obj is being retargeted, keeps its access.
+func (p *Plugin) checkNotInUse(ctx context.Context, tx *store.Tx, c *service.Call, obj resource.Object, newTarget string) error {
 	netID, _ := obj["object_id"].(string)
 	action, _ := obj["action"].(string)
 	target, _ := obj["target_tenant"].(string)
@@ -130,6 +137,13 @@ func (p *Plugin) rbacPreDelete(ctx context.Context, tx *store.Tx, c *service.Cal
 		return err
 	}
 	kept := map[string]bool{owner: true}
+	switch newTarget {
+	case "*":
+		return nil // everyone keeps access
+	case "":
+	default:
+		kept[newTarget] = true
+	}
 	for _, e := range others {
 		if e["id"] == obj["id"] {
 			continue
