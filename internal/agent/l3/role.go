@@ -76,8 +76,10 @@ type Role struct {
 	reconcileMu sync.Mutex
 	db          *ovs.Client
 	routers     map[string]*servedRouter
-	// fipStatus is the status last reported per floating IP.
-	fipStatus map[string]string
+	// fipStatus is the status last reported per floating IP, with the
+	// floating IP's revision then: a report is repeated only when the
+	// server's view moved on without taking it.
+	fipStatus map[string]reportedStatus
 }
 
 // desiredRouter is one router the server wants here, with a generation
@@ -85,6 +87,12 @@ type Role struct {
 type desiredRouter struct {
 	msg.Router
 	gen uint64
+}
+
+// reportedStatus is a floating IP status reported at a revision.
+type reportedStatus struct {
+	status   string
+	revision int64
 }
 
 // servedRouter is what the role made for one router.
@@ -125,7 +133,7 @@ func New(cfg Config, log *slog.Logger) (*Role, error) {
 	}
 	return &Role{
 		cfg: cfg, log: log.With("role", msg.RoleL3), kick: make(chan struct{}, 1), stopped: make(chan struct{}),
-		routers: map[string]*servedRouter{}, fipStatus: map[string]string{},
+		routers: map[string]*servedRouter{}, fipStatus: map[string]reportedStatus{},
 	}, nil
 }
 
@@ -561,6 +569,7 @@ func (r *Role) reportFloatingIPs(ctx context.Context, reporter FloatingIPStatusR
 	}
 	var active, down []string
 	seen := map[string]bool{}
+	revision := map[string]int64{}
 	for id, d := range snap {
 		cur := r.routers[id]
 		for _, f := range d.FloatingIPs {
@@ -571,7 +580,7 @@ func (r *Role) reportFloatingIPs(ctx context.Context, reporter FloatingIPStatusR
 					want = msg.StatusActive
 				}
 			}
-			if f.Status == want || r.fipStatus[f.ID] == want {
+			if f.Status == want || r.fipStatus[f.ID] == (reportedStatus{want, f.Revision}) {
 				continue
 			}
 			if want == msg.StatusActive {
@@ -579,6 +588,7 @@ func (r *Role) reportFloatingIPs(ctx context.Context, reporter FloatingIPStatusR
 			} else {
 				down = append(down, f.ID)
 			}
+			revision[f.ID] = f.Revision
 		}
 	}
 	for id := range r.fipStatus {
@@ -596,10 +606,10 @@ func (r *Role) reportFloatingIPs(ctx context.Context, reporter FloatingIPStatusR
 		return
 	}
 	for _, id := range active {
-		r.fipStatus[id] = msg.StatusActive
+		r.fipStatus[id] = reportedStatus{msg.StatusActive, revision[id]}
 	}
 	for _, id := range down {
-		r.fipStatus[id] = msg.StatusDown
+		r.fipStatus[id] = reportedStatus{msg.StatusDown, revision[id]}
 	}
 }
 
