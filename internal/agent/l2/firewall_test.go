@@ -243,3 +243,27 @@ func TestFirewallPlainRulesAndStateless(t *testing.T) {
 		t.Errorf("problems %q", c.Problems)
 	}
 }
+
+func TestPortSecurityFromThePort(t *testing.T) {
+	p := msg.Port{ID: "p", MAC: "fa:16:3e:00:00:01", PortSecurityEnabled: true, DeviceOwner: "compute:nova",
+		FixedIPs:            []msg.FixedIP{{IPAddress: "10.0.0.5"}, {IPAddress: "2001:db8::5"}},
+		AllowedAddressPairs: []msg.AddressPair{{IPAddress: "10.0.1.0/24", MACAddress: "fa:16:3e:00:00:01"}},
+		SecurityGroups:      []string{"default"}}
+	s := portSecurity(p)
+	if s == nil || s.MAC != p.MAC || strings.Join(s.IPs, " ") != "10.0.0.5 2001:db8::5" || len(s.Pairs) != 1 || s.Groups[0] != "default" {
+		t.Fatalf("port security %+v", s)
+	}
+	off := p
+	off.PortSecurityEnabled = false
+	if portSecurity(off) != nil {
+		t.Error("port_security_enabled=false still filtered")
+	}
+	// The network's own ports are trusted, as Neutron's firewall trusts them.
+	for _, owner := range []string{"network:dhcp", "network:router_interface"} {
+		trusted := p
+		trusted.DeviceOwner = owner
+		if portSecurity(trusted) != nil {
+			t.Errorf("%s filtered", owner)
+		}
+	}
+}
