@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/neutrino-sdn/neutrino/internal/agent"
+	"github.com/neutrino-sdn/neutrino/internal/agent/reconcile"
 	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
 	"github.com/neutrino-sdn/neutrino/internal/config"
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/netns"
@@ -48,10 +49,7 @@ type Config struct {
 type Role struct {
 	cfg  Config
 	log  *slog.Logger
-	kick chan struct{}
-	// stopped is closed once the background work ended after Start's
-	// context did.
-	stopped chan struct{}
+	loop *reconcile.Loop
 
 	// mu guards the desired state, which Sync and Apply change from the
 	// agent's goroutine while the reconciler reads it, and the stats.
@@ -63,7 +61,8 @@ type Role struct {
 
 	// reconcileMu serialises passes; the fields below are theirs.
 	reconcileMu sync.Mutex
-	db          *ovs.Client
+	ovsdb       reconcile.OVSDB
+	db          *ovs.Client // the connection of the pass running
 	nets        map[string]*servedNetwork
 	problems    map[string]string
 }
@@ -103,8 +102,9 @@ func New(cfg Config, log *slog.Logger) (*Role, error) {
 		log = slog.Default()
 	}
 	return &Role{
-		cfg: cfg, log: log.With("role", msg.RoleDHCP), kick: make(chan struct{}, 1), stopped: make(chan struct{}),
-		nets: map[string]*servedNetwork{}, problems: map[string]string{},
+		cfg: cfg, log: log.With("role", msg.RoleDHCP), loop: reconcile.NewLoop(),
+		ovsdb: reconcile.OVSDB{Endpoint: cfg.OVS.DB, Log: log},
+		nets:  map[string]*servedNetwork{}, problems: map[string]string{},
 	}, nil
 }
 
@@ -134,7 +134,7 @@ func (r *Role) Report() msg.ReportState {
 
 // Stopped is closed once the role's servers have stopped after the
 // context given to Start ended.
-func (r *Role) Stopped() <-chan struct{} { return r.stopped }
+func (r *Role) Stopped() <-chan struct{} { return r.loop.Stopped() }
 
 // Stats returns what the role did so far.
 func (r *Role) Stats() Stats {
@@ -152,7 +152,7 @@ func (r *Role) Start(ctx context.Context, env agent.Env) error {
 	r.mu.Lock()
 	r.host = env.Host
 	r.mu.Unlock()
-	go r.loop(ctx)
+	go r.loop.Run(ctx, r.log, r.Reconcile, r.stop)
 	return nil
 }
 
@@ -185,46 +185,7 @@ func (r *Role) Apply(_ context.Context, n *msg.Notification) error {
 }
 
 // Kick asks for a reconcile pass; it does not block.
-func (r *Role) Kick() {
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
-}
-
-// Retry back-off of a failed pass.
-const (
-	minRetry = 50 * time.Millisecond
-	maxRetry = 2 * time.Second
-)
-
-func (r *Role) loop(ctx context.Context) {
-	defer close(r.stopped)
-	defer r.stop()
-	backoff := minRetry
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	defer retry.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-r.kick:
-		case <-retry.C:
-		}
-		err := r.Reconcile(ctx)
-		if err == nil {
-			backoff = minRetry
-			continue
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		r.log.Warn("dhcp reconcile failed; retrying", "err", err, "in", backoff)
-		retry.Reset(backoff)
-		backoff = min(2*backoff, maxRetry)
-	}
-}
+func (r *Role) Kick() { r.loop.Kick() }
 
 // stop ends every server and the OVSDB connection.
 func (r *Role) stop() {
@@ -236,10 +197,8 @@ func (r *Role) stop() {
 			s.server = nil
 		}
 	}
-	if r.db != nil {
-		r.db.Close()
-		r.db = nil
-	}
+	r.ovsdb.Close()
+	r.db = nil
 }
 
 // Reconcile makes namespaces, DHCP ports and servers match the desired
@@ -283,9 +242,11 @@ func (r *Role) Reconcile(ctx context.Context) error {
 }
 
 func (r *Role) reconcile(ctx context.Context, snap map[string]desiredNetwork, full bool) error {
-	if err := r.connect(ctx); err != nil {
-		return err
+	db, err := r.ovsdb.Client(ctx)
+	if err != nil {
+		return fmt.Errorf("dhcp: %w", err)
 	}
+	r.db = db
 	pl := &plumber{cfg: r.cfg, db: r.db}
 	var errs []error
 	want := map[string]bool{} // namespaces that stay
@@ -425,27 +386,6 @@ func (r *Role) removeStale(ctx context.Context, pl *plumber, want map[string]boo
 	return errors.Join(errs...)
 }
 
-// connect (re)connects to OVSDB when needed.
-func (r *Role) connect(ctx context.Context) error {
-	if r.db != nil {
-		select {
-		case <-r.db.Disconnected():
-			r.db.Close()
-			r.db = nil
-		default:
-			return nil
-		}
-	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	db, err := ovs.Connect(cctx, r.cfg.OVS.DB, r.log)
-	if err != nil {
-		return fmt.Errorf("dhcp: %w", err)
-	}
-	r.db = db
-	return nil
-}
-
 // Cleanup removes everything a dhcp role with this configuration made on
 // this host: every namespace with its prefix and every OVS port it
 // plugged. It is for tearing a host down (neutrino down) while no agent
@@ -455,11 +395,12 @@ func Cleanup(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if err := r.connect(ctx); err != nil {
-		return err
+	db, err := r.ovsdb.Client(ctx)
+	if err != nil {
+		return fmt.Errorf("dhcp: %w", err)
 	}
-	defer r.db.Close()
-	return r.removeStale(ctx, &plumber{cfg: r.cfg, db: r.db}, nil)
+	defer r.ovsdb.Close()
+	return r.removeStale(ctx, &plumber{cfg: r.cfg, db: db}, nil)
 }
 
 // ConfigFrom makes the role's configuration from the agent's: the lease

@@ -10,9 +10,9 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/neutrino-sdn/neutrino/internal/agent"
+	"github.com/neutrino-sdn/neutrino/internal/agent/reconcile"
 	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
 	"github.com/neutrino-sdn/neutrino/internal/config"
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/link"
@@ -58,10 +58,7 @@ type FloatingIPStatusReporter interface {
 type Role struct {
 	cfg  Config
 	log  *slog.Logger
-	kick chan struct{}
-	// stopped is closed once the background work ended after Start's
-	// context did.
-	stopped chan struct{}
+	loop *reconcile.Loop
 
 	// mu guards the desired state, which Sync and Apply change from the
 	// agent's goroutine while the reconciler reads it, and the stats.
@@ -74,7 +71,8 @@ type Role struct {
 
 	// reconcileMu serialises passes; the fields below are theirs.
 	reconcileMu sync.Mutex
-	db          *ovs.Client
+	ovsdb       reconcile.OVSDB
+	db          *ovs.Client // the connection of the pass running
 	routers     map[string]*servedRouter
 	// fipStatus is the status last reported per floating IP, with the
 	// floating IP's revision then: a report is repeated only when the
@@ -132,7 +130,8 @@ func New(cfg Config, log *slog.Logger) (*Role, error) {
 		log = slog.Default()
 	}
 	return &Role{
-		cfg: cfg, log: log.With("role", msg.RoleL3), kick: make(chan struct{}, 1), stopped: make(chan struct{}),
+		cfg: cfg, log: log.With("role", msg.RoleL3), loop: reconcile.NewLoop(),
+		ovsdb:   reconcile.OVSDB{Endpoint: cfg.OVS.DB, Log: log},
 		routers: map[string]*servedRouter{}, fipStatus: map[string]reportedStatus{},
 	}, nil
 }
@@ -157,7 +156,7 @@ func (r *Role) Report() msg.ReportState {
 
 // Stopped is closed once the role's background work ended after the
 // context given to Start did.
-func (r *Role) Stopped() <-chan struct{} { return r.stopped }
+func (r *Role) Stopped() <-chan struct{} { return r.loop.Stopped() }
 
 // Stats returns what the role did so far.
 func (r *Role) Stats() Stats {
@@ -177,7 +176,7 @@ func (r *Role) Start(ctx context.Context, env agent.Env) error {
 		r.reporter = rep
 		r.mu.Unlock()
 	}
-	go r.loop(ctx)
+	go r.loop.Run(ctx, r.log, r.Reconcile, r.closeDB)
 	return nil
 }
 
@@ -228,54 +227,13 @@ func (r *Role) putLocked(rt msg.Router) {
 }
 
 // Kick asks for a reconcile pass; it does not block.
-func (r *Role) Kick() {
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
-}
-
-// Retry back-off of a failed pass.
-const (
-	minRetry = 50 * time.Millisecond
-	maxRetry = 2 * time.Second
-)
-
-func (r *Role) loop(ctx context.Context) {
-	defer close(r.stopped)
-	defer r.closeDB()
-	backoff := minRetry
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	defer retry.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-r.kick:
-		case <-retry.C:
-		}
-		err := r.Reconcile(ctx)
-		if err == nil {
-			backoff = minRetry
-			continue
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		r.log.Warn("l3 reconcile failed; retrying", "err", err, "in", backoff)
-		retry.Reset(backoff)
-		backoff = min(2*backoff, maxRetry)
-	}
-}
+func (r *Role) Kick() { r.loop.Kick() }
 
 func (r *Role) closeDB() {
 	r.reconcileMu.Lock()
 	defer r.reconcileMu.Unlock()
-	if r.db != nil {
-		r.db.Close()
-		r.db = nil
-	}
+	r.ovsdb.Close()
+	r.db = nil
 }
 
 // Reconcile makes the router namespaces match the desired state once. It
@@ -333,9 +291,11 @@ func (r *Role) plugger() vif.Plugger {
 }
 
 func (r *Role) reconcile(ctx context.Context, snap map[string]desiredRouter, full bool) error {
-	if err := r.connect(ctx); err != nil {
-		return err
+	db, err := r.ovsdb.Client(ctx)
+	if err != nil {
+		return fmt.Errorf("l3: %w", err)
 	}
+	r.db = db
 	var errs []error
 	want := map[string]bool{} // namespaces that stay
 	ids := slices.Sorted(maps.Keys(snap))
@@ -613,27 +573,6 @@ func (r *Role) reportFloatingIPs(ctx context.Context, reporter FloatingIPStatusR
 	}
 }
 
-// connect (re)connects to OVSDB when needed.
-func (r *Role) connect(ctx context.Context) error {
-	if r.db != nil {
-		select {
-		case <-r.db.Disconnected():
-			r.db.Close()
-			r.db = nil
-		default:
-			return nil
-		}
-	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	db, err := ovs.Connect(cctx, r.cfg.OVS.DB, r.log)
-	if err != nil {
-		return fmt.Errorf("l3: %w", err)
-	}
-	r.db = db
-	return nil
-}
-
 // Cleanup removes everything an l3 role with this configuration made on
 // this host: every namespace with its prefix and every OVS port it
 // plugged. It is for tearing a host down (neutrino down) while no agent
@@ -643,10 +582,12 @@ func Cleanup(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if err := r.connect(ctx); err != nil {
-		return err
+	db, err := r.ovsdb.Client(ctx)
+	if err != nil {
+		return fmt.Errorf("l3: %w", err)
 	}
-	defer r.db.Close()
+	defer r.closeDB()
+	r.db = db
 	return r.removeStale(ctx, nil)
 }
 
