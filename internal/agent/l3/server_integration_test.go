@@ -20,63 +20,83 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/testenv"
 )
 
-// TestIntegrationWithServer runs the real agent loop with the l2 and l3
-// roles on a test-bed node against a real server, everything made through
-// the API: two projects with the same CIDR and VM address behind their own
-// routers reach the outside through SNAT and are reached through their
-// floating IPs, which go ACTIVE; disassociating one stops it; deleting a
-// router removes its namespace.
+// TestIntegrationWithServer runs the real agent loop against a real
+// server on two test-bed nodes, a network node (l2 and l3 roles, br-ex on
+// the external network) and a compute node (l2) holding the VMs, so router
+// traffic crosses VXLAN; everything is made through the API: two projects
+// with the same CIDR and VM address behind their own routers reach the
+// outside through SNAT and are reached through their floating IPs, which
+// go ACTIVE; disassociating one stops it; deleting a router removes its
+// namespace.
 func TestIntegrationWithServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping: integration test (needs root and Open vSwitch) in -short mode")
 	}
 	testenv.LookPathOrSkip(t, "ping", "install Debian's iputils-ping")
-	bed := testbed.New(t, testbed.Spec{Nodes: 1})
-	node := bed.Nodes[0]
-	db := node.OVSDB(t)
+	bed := testbed.New(t, testbed.Spec{Nodes: 2})
+	network, compute := bed.Nodes[0], bed.Nodes[1]
+	netDB, db := network.OVSDB(t), compute.OVSDB(t)
 	ctx := context.Background()
-	must(t, db.EnsureBridge(ctx, ovs.Bridge{Name: "br-ex", DatapathType: "netdev", FailMode: "secure"}))
-	must(t, db.EnsurePort(ctx, "br-ex", ovs.Port{Name: testbed.ExternalNIC}))
+	must(t, netDB.EnsureBridge(ctx, ovs.Bridge{Name: "br-ex", DatapathType: "netdev", FailMode: "secure"}))
+	must(t, netDB.EnsurePort(ctx, "br-ex", ovs.Port{Name: testbed.ExternalNIC}))
 
 	srv := apitest.Start(t)
 	admin := srv.Client(t, "admin")
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	conn, err := bus.ConnectEmbedded(srv.Srv.NATS(), "agent-"+node.Name, quiet)
-	must(t, err)
-	r2, err := l2.Open(l2.Config{
-		IntegrationBridge: "br-int", TunnelBridge: "br-tun", DatapathType: "netdev",
-		LocalIP: node.TunnelIP.String(), TunnelTypes: []string{msg.NetworkTypeVXLAN}, ARPResponder: true,
-		BridgeMappings: map[string]string{extPhysnet: "br-ex"},
-	}, node.OVS.Instance, quiet)
-	must(t, err)
-	cfg := Config{OVS: node.OVS.Instance, BridgeNetns: node.Netns, NamespacePrefix: bed.Prefix + "-qrouter-"}
-	r3, err := New(cfg, quiet)
-	must(t, err)
-	a, err := agent.New(conn, agent.Options{Host: node.Name, Roles: []agent.Role{r2, r3}, ReportInterval: time.Second, Log: quiet})
-	must(t, err)
-	actx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(actx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		<-r3.Stopped()
-		conn.Close()
-		if err := Cleanup(context.Background(), cfg, quiet); err != nil {
-			t.Errorf("cleanup: %v", err)
+	cfg := Config{OVS: network.OVS.Instance, BridgeNetns: network.Netns, NamespacePrefix: bed.Prefix + "-qrouter-"}
+	for _, node := range bed.Nodes {
+		conn, err := bus.ConnectEmbedded(srv.Srv.NATS(), "agent-"+node.Name, quiet)
+		must(t, err)
+		l2cfg := l2.Config{
+			IntegrationBridge: "br-int", TunnelBridge: "br-tun", DatapathType: "netdev",
+			LocalIP: node.TunnelIP.String(), TunnelTypes: []string{msg.NetworkTypeVXLAN}, ARPResponder: true,
 		}
-	})
+		if node == network {
+			l2cfg.BridgeMappings = map[string]string{extPhysnet: "br-ex"}
+		}
+		r2, err := l2.Open(l2cfg, node.OVS.Instance, quiet)
+		must(t, err)
+		roles := []agent.Role{r2}
+		var r3 *Role
+		if node == network {
+			r3, err = New(cfg, quiet)
+			must(t, err)
+			roles = append(roles, r3)
+		}
+		a, err := agent.New(conn, agent.Options{Host: node.Name, Roles: roles, ReportInterval: time.Second, Log: quiet})
+		must(t, err)
+		actx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- a.Run(actx) }()
+		t.Cleanup(func() {
+			cancel()
+			<-done
+			if r3 != nil {
+				<-r3.Stopped()
+			}
+			conn.Close()
+			if r3 != nil {
+				if err := Cleanup(context.Background(), cfg, quiet); err != nil {
+					t.Errorf("cleanup: %v", err)
+				}
+			}
+		})
+	}
 	waitFor(t, "the l2 and l3 agents alive", func() error {
-		alive := map[string]bool{}
+		alive := map[string]int{}
 		for _, ag := range admin.Do("GET", "/v2.0/agents", nil).Items("agents") {
-			alive[apitest.S(ag["agent_type"])] = ag["alive"] == true
+			if ag["alive"] == true {
+				alive[apitest.S(ag["agent_type"])]++
+			}
 		}
-		if !alive[msg.AgentTypeOVS] || !alive[msg.AgentTypeL3] {
+		if alive[msg.AgentTypeOVS] != 2 || alive[msg.AgentTypeL3] != 1 {
 			return errorf("agents alive: %v", alive)
 		}
 		return nil
 	})
-	waitFor(t, "br-int made", func() error { _, err := db.Bridge("br-int"); return err })
+	for _, c := range []*ovs.Client{netDB, db} {
+		waitFor(t, "br-int made", func() error { _, err := c.Bridge("br-int"); return err })
+	}
 
 	ext := admin.Create("networks", "network", map[string]any{
 		"name": "public", "router:external": true,
@@ -112,12 +132,12 @@ func TestIntegrationWithServer(t *testing.T) {
 		port := admin.Create("ports", "port", map[string]any{
 			"network_id": netID, "project_id": project, "mac_address": mac, "port_security_enabled": false,
 			"fixed_ips":       []any{map[string]any{"subnet_id": subID, "ip_address": "10.0.0.5"}},
-			"binding:host_id": node.Name, "device_owner": "compute:nova", "device_id": vmName,
+			"binding:host_id": compute.Name, "device_owner": "compute:nova", "device_id": vmName,
 		})
 		portID := apitest.S(port["id"])
 		tap := "tap" + portID[:11]
 		vm := bed.AddHost(t, testbed.HostSpec{
-			Name: vmName, PeerNetns: node.Netns, PeerName: tap, Addr: netip.MustParsePrefix("10.0.0.5/24"),
+			Name: vmName, PeerNetns: compute.Netns, PeerName: tap, Addr: netip.MustParsePrefix("10.0.0.5/24"),
 			Gateway: netip.MustParseAddr("10.0.0.1"), MTU: 1450, MAC: mustMAC(t, mac),
 		})
 		must(t, db.EnsurePort(ctx, "br-int", ovs.Port{Name: tap, ExternalIDs: map[string]string{
@@ -170,7 +190,7 @@ func TestIntegrationWithServer(t *testing.T) {
 		if netns.Exists(nsB) {
 			return errorf("%s still there", nsB)
 		}
-		for _, iface := range db.Interfaces() {
+		for _, iface := range netDB.Interfaces() {
 			if iface.ExternalIDs[NetnsExternalID] == nsB {
 				return errorf("OVS interface %s still there", iface.Name)
 			}
