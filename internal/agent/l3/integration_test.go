@@ -260,6 +260,7 @@ func (nn *netNode) l2State(routers ...msg.Router) *msg.HostState {
 		l2Port(host, netA, "port-vm-a", "fa:16:3e:aa:00:05", subA, "10.0.0.5"),
 		l2Port(host, netA2, "port-vm-a2", "fa:16:3e:a2:00:05", subA2, "10.0.1.5"),
 		l2Port(host, netB, "port-vm-b", "fa:16:3e:bb:00:05", subB, "10.0.0.5"),
+		l2Port(host, netA, "port-vm-a3", "fa:16:3e:a3:00:06", subA, "10.0.0.6"),
 	}
 	for _, r := range routers {
 		rps := slices.Clone(r.Interfaces)
@@ -401,6 +402,7 @@ func TestRoutersSNATFloatingIPsAndTeardown(t *testing.T) {
 	vmA := nn.addVM("vma", "port-vm-a", "fa:16:3e:aa:00:05", "10.0.0.5", "10.0.0.1")
 	vmA2 := nn.addVM("vma2", "port-vm-a2", "fa:16:3e:a2:00:05", "10.0.1.5", "10.0.1.1")
 	vmB := nn.addVM("vmb", "port-vm-b", "fa:16:3e:bb:00:05", "10.0.0.5", "10.0.0.1")
+	vmA3 := nn.addVM("vma3", "port-vm-a3", "fa:16:3e:a3:00:06", "10.0.0.6", "10.0.0.1")
 	internet := netip.AddrPortFrom(internetAddr, peerPort)
 
 	// SNAT: each VM reaches the outside, which sees its router's gateway.
@@ -459,6 +461,7 @@ func TestRoutersSNATFloatingIPsAndTeardown(t *testing.T) {
 			`oifname "qg-rgw-a" ip saddr 10.0.0.5 snat to 203.0.113.20`,
 			`oifname "qg-rgw-a" ip saddr 10.0.0.0/24 snat to 203.0.113.10`,
 			`oifname "qg-rgw-a" ip saddr 10.0.1.0/24 snat to 203.0.113.10`,
+			`iifname != "qg-rgw-a" ct status dnat snat to 203.0.113.10`,
 		} {
 			if !strings.Contains(out, want) {
 				t.Errorf("router A's table lacks %q:\n%s", want, out)
@@ -472,6 +475,11 @@ func TestRoutersSNATFloatingIPsAndTeardown(t *testing.T) {
 	}
 	waitAnswer(t, vmA.Netns, internet, fipA.String())
 	waitAnswer(t, vmB.Netns, internet, fipB.String())
+	// Hairpin: a neighbour on the same subnet reaches VM A through its
+	// floating IP (the answer comes back through the router).
+	if got, err := ask(vmA3.Netns, netip.AddrPortFrom(fipA, whoPort)); err != nil || got != "vma" {
+		t.Errorf("hairpin through the floating IP: %q, %v", got, err)
+	}
 	// East-west traffic is not translated.
 	if got, err := ask(vmA2.Netns, netip.AddrPortFrom(vmA.IP(), whoPort)); err != nil || got != "vma" {
 		t.Errorf("east-west with a floating IP: %q, %v", got, err)

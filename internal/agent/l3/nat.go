@@ -7,6 +7,7 @@ import (
 	"net/netip"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -78,7 +79,23 @@ func buildTable(c *nftables.Conn, table *nftables.Table, rules natRules) {
 			e = append(e, matchAddr(offsetSrc, p)...)
 			add(post, append(e, natTo(expr.NATTypeSourceNAT, rules.SNAT)...)...)
 		}
+		if len(rules.FloatingIPs) > 0 {
+			// iifname != GW ct status dnat snat to GWIP: a VM reaching a
+			// floating IP of its own router (hairpin) gets the answer
+			// back through the router, not straight from its neighbour.
+			e := matchIif(rules.GatewayDev, expr.CmpOpNeq)
+			e = append(e, matchDNATed()...)
+			add(post, append(e, natTo(expr.NATTypeSourceNAT, rules.SNAT)...)...)
+		}
 	}
+}
+
+// hairpinRules is the number of hairpin rules of rules (see buildTable).
+func hairpinRules(rules natRules) int {
+	if rules.SNAT.IsValid() && len(rules.FloatingIPs) > 0 {
+		return 1
+	}
+	return 0
 }
 
 // Offsets of the IPv4 header's addresses.
@@ -94,6 +111,30 @@ func matchOif(dev string) []expr.Any {
 	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: name},
+	}
+}
+
+// matchIif compares the input interface's name with dev.
+func matchIif(dev string, op expr.CmpOp) []expr.Any {
+	name := make([]byte, unix.IFNAMSIZ)
+	copy(name, dev)
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Cmp{Op: op, Register: 1, Data: name},
+	}
+}
+
+// ipsDstNAT is conntrack's IPS_DST_NAT status bit.
+const ipsDstNAT = 1 << 5
+
+// matchDNATed matches packets of connections whose destination was
+// translated (ct status dnat).
+func matchDNATed() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Key: expr.CtKeySTATUS, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(ipsDstNAT), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
 	}
 }
 
@@ -138,7 +179,7 @@ func natInPlace(ns string, rules natRules) (bool, error) {
 		want := map[string]int{
 			chainPrerouting:  len(rules.FloatingIPs),
 			chainOutput:      len(rules.FloatingIPs),
-			chainPostrouting: len(rules.FloatingIPs) + snat,
+			chainPostrouting: len(rules.FloatingIPs) + snat + hairpinRules(rules),
 		}
 		for name, n := range want {
 			got, err := c.GetRules(table, &nftables.Chain{Name: name, Table: table})
