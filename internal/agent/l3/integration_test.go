@@ -632,3 +632,35 @@ func mustMAC(t testing.TB, s string) net.HardwareAddr {
 	must(t, err)
 	return hw
 }
+
+func TestFloatingIPMoveIsAnnounced(t *testing.T) {
+	nn := newNetNode(t)
+	outside := nn.bed.Outside
+	nn.addVM("vma", "port-vm-a", "fa:16:3e:aa:00:05", "10.0.0.5", "10.0.0.1")
+	nn.addVM("vmb", "port-vm-b", "fa:16:3e:bb:00:05", "10.0.0.5", "10.0.0.1")
+	moving := netip.MustParseAddr("203.0.113.30")
+	nn.setRouters(withFIP(routerA(), "fip-m", moving, "10.0.0.5", "port-vm-a"), routerB())
+	waitAnswer(t, outside.Netns, netip.AddrPortFrom(moving, whoPort), "vma")
+	neighbour := func() string {
+		return outside.Run(t, "ip", "neigh", "show", moving.String())
+	}
+	if n := neighbour(); !strings.Contains(n, routerA().Gateway.MAC) {
+		t.Fatalf("the outside host's neighbour entry: %q; want router A's gateway MAC", n)
+	}
+	// Neighbours ignore a new address within a second of the last update
+	// (locktime).
+	time.Sleep(1100 * time.Millisecond)
+
+	// The floating IP moves to project B's router: its gratuitous ARP
+	// updates the outside host's entry at once.
+	nn.setRouters(routerA(), withFIP(routerB(), "fip-m", moving, "10.0.0.5", "port-vm-b"))
+	waitFor(t, "the outside host's entry names router B", func() error {
+		if n := neighbour(); !strings.Contains(n, routerB().Gateway.MAC) {
+			return errorf("neighbour entry %q", n)
+		}
+		return nil
+	})
+	if got, err := ask(outside.Netns, netip.AddrPortFrom(moving, whoPort)); err != nil || got != "vmb" {
+		t.Errorf("after the move: %q, %v", got, err)
+	}
+}
