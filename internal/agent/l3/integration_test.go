@@ -335,6 +335,18 @@ func serve(t testing.TB, ns string, addr netip.AddrPort, reply func(net.Conn) st
 	}()
 }
 
+// dialIn connects from inside ns to addr over TCP.
+func dialIn(t testing.TB, ns, addr string) net.Conn {
+	t.Helper()
+	var conn net.Conn
+	must(t, netns.Do(ns, func() error {
+		var err error
+		conn, err = net.DialTimeout("tcp4", addr, 2*time.Second)
+		return err
+	}))
+	return conn
+}
+
 // ask connects from ns to addr and returns what the server said.
 func ask(ns string, addr netip.AddrPort) (string, error) {
 	var conn net.Conn
@@ -434,12 +446,7 @@ func TestRoutersSNATFloatingIPsAndTeardown(t *testing.T) {
 	// A connection SNATed through router A, which survives the rebuild of
 	// router A's table below.
 	outsideEcho := testbed.ServeTCPEcho(t, outside.Netns, netip.AddrPortFrom(internetAddr, echoPort))
-	var kept net.Conn
-	must(t, netns.Do(vmA2.Netns, func() error {
-		var err error
-		kept, err = net.DialTimeout("tcp4", outsideEcho.String(), 2*time.Second)
-		return err
-	}))
+	kept := dialIn(t, vmA2.Netns, outsideEcho.String())
 	defer kept.Close()
 	must(t, echoOn(kept, "before the rebuild"))
 	rebuilds := nn.l3.Stats().NATRebuilds
@@ -492,12 +499,7 @@ func TestRoutersSNATFloatingIPsAndTeardown(t *testing.T) {
 	}
 
 	// Disassociating stops it at once, established connections included.
-	var conn net.Conn
-	must(t, netns.Do(outside.Netns, func() error {
-		var err error
-		conn, err = net.DialTimeout("tcp4", netip.AddrPortFrom(fipA, echoPort).String(), 2*time.Second)
-		return err
-	}))
+	conn := dialIn(t, outside.Netns, netip.AddrPortFrom(fipA, echoPort).String())
 	defer conn.Close()
 	must(t, echoOn(conn, "before"))
 	nn.setRouters(routerA(), b)
@@ -576,12 +578,7 @@ func TestRoleAdoptsRoutersAndRepairsTables(t *testing.T) {
 		return info.Index
 	}
 	before := gwIndex()
-	var conn net.Conn
-	must(t, netns.Do(outside.Netns, func() error {
-		var err error
-		conn, err = net.DialTimeout("tcp4", netip.AddrPortFrom(fipA, echoPort).String(), 2*time.Second)
-		return err
-	}))
+	conn := dialIn(t, outside.Netns, netip.AddrPortFrom(fipA, echoPort).String())
 	defer conn.Close()
 	must(t, echoOn(conn, "before"))
 
