@@ -44,6 +44,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	cfg := config.Default()
 	cfg.StateDir = t.TempDir()
 	cfg.Listen = "127.0.0.1:0"
+	cfg.Metadata.Listen = "" // tests that want the metadata service give it a free port
 	cfg.ShutdownTimeout = 5 * time.Second
 	for _, o := range opts {
 		o(&cfg)

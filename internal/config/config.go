@@ -46,6 +46,8 @@ type Config struct {
 	// DHCPAgentsPerNetwork is how many DHCP agents serve each network.
 	DHCPAgentsPerNetwork int  `koanf:"dhcp_agents_per_network"`
 	NATS                 NATS `koanf:"nats"`
+	// Metadata configures the built-in instance metadata service.
+	Metadata Metadata `koanf:"metadata"`
 	// Agent configures `neutrino agent` (and the agent inside `neutrino up`).
 	Agent Agent `koanf:"agent"`
 }
@@ -59,6 +61,32 @@ type NATS struct {
 	// Listen is where the embedded NATS server accepts remote agents,
 	// host:port; empty serves agents in the same process only.
 	Listen string `koanf:"listen"`
+}
+
+// Metadata configures the server's built-in instance metadata service,
+// the default nova_metadata_url of metadata agents.
+type Metadata struct {
+	// Listen is the service's address, host:port; empty turns it off.
+	Listen string `koanf:"listen"`
+	// SharedSecret signs instance ids between metadata agents and the
+	// service (Neutron's and Nova's metadata_proxy_shared_secret).
+	SharedSecret string `koanf:"metadata_proxy_shared_secret"`
+}
+
+// MetadataAgent configures the metadata role, as Neutron's
+// metadata_agent.ini.
+type MetadataAgent struct {
+	// NovaMetadataURL is where signed metadata requests go.
+	NovaMetadataURL string `koanf:"nova_metadata_url"`
+	// SharedSecret is metadata_proxy_shared_secret, the service's.
+	SharedSecret string `koanf:"metadata_proxy_shared_secret"`
+	// Socket is the metadata agent's unix socket, where the namespace
+	// listeners forward; empty means one in the temporary directory,
+	// named after the agent's host.
+	Socket string `koanf:"metadata_proxy_socket"`
+	// ListenPort is the router namespaces' listener port, to which
+	// 169.254.169.254:80 is redirected.
+	ListenPort int `koanf:"listen_port"`
 }
 
 // Agent configures the node agent.
@@ -76,6 +104,7 @@ type Agent struct {
 	ResyncInterval time.Duration `koanf:"resync_interval"`
 	L2             L2Agent       `koanf:"l2"`
 	DHCP           DHCPAgent     `koanf:"dhcp"`
+	Metadata       MetadataAgent `koanf:"metadata"`
 }
 
 // L2Agent configures the l2 role (Open vSwitch), as Neutron's [ovs] and
@@ -109,6 +138,10 @@ type L2Agent struct {
 type DHCPAgent struct {
 	// LeaseDuration is the lease time handed to instances.
 	LeaseDuration time.Duration `koanf:"lease_duration"`
+	// EnableIsolatedMetadata serves metadata from the DHCP namespace of
+	// networks without a router (with the metadata role on the same
+	// agent), announced to guests by a DHCP classless route.
+	EnableIsolatedMetadata bool `koanf:"enable_isolated_metadata"`
 }
 
 // Keystone configures token validation against Keystone v3.
@@ -172,8 +205,10 @@ func Default() Config {
 				L2Population:      true,
 				ARPResponder:      true,
 			},
-			DHCP: DHCPAgent{LeaseDuration: 24 * time.Hour},
+			DHCP:     DHCPAgent{LeaseDuration: 24 * time.Hour},
+			Metadata: MetadataAgent{NovaMetadataURL: "http://127.0.0.1:8775", ListenPort: 9697},
 		},
+		Metadata: Metadata{Listen: "127.0.0.1:8775"},
 		Keystone: Keystone{
 			UserDomainName: "Default", ProjectDomainName: "Default", CacheTTL: 5 * time.Minute,
 		},
@@ -241,13 +276,15 @@ const (
 	RoleL2   = "l2"
 	RoleDHCP = "dhcp"
 	RoleL3   = "l3"
+	// RoleMetadata is the metadata agent and its namespace listeners.
+	RoleMetadata = "metadata"
 )
 
 // Validate checks the agent options.
 func (a Agent) Validate() error {
 	for _, r := range a.Roles {
-		if r != RoleL2 && r != RoleDHCP && r != RoleL3 {
-			return fmt.Errorf("config: agent.roles: unknown role %q (want %q, %q or %q)", r, RoleL2, RoleDHCP, RoleL3)
+		if r != RoleL2 && r != RoleDHCP && r != RoleL3 && r != RoleMetadata {
+			return fmt.Errorf("config: agent.roles: unknown role %q (want %q, %q, %q or %q)", r, RoleL2, RoleDHCP, RoleL3, RoleMetadata)
 		}
 	}
 	if a.ReportInterval <= 0 {
@@ -258,6 +295,10 @@ func (a Agent) Validate() error {
 	}
 	if _, err := a.L2.Mappings(); err != nil {
 		return err
+	}
+	// 0 is the role's default.
+	if p := a.Metadata.ListenPort; p < 0 || p > 65535 || p == 80 {
+		return fmt.Errorf("config: agent.metadata.listen_port must be a port other than 80, not %d", p)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/neutrino-sdn/neutrino/internal/agentrpc"
 	"github.com/neutrino-sdn/neutrino/internal/bus"
+	"github.com/neutrino-sdn/neutrino/internal/metadata"
 )
 
 // busSide is the server's end of the bus to the agents.
@@ -40,6 +41,14 @@ func (s *Server) connectBus() error {
 		}
 	}
 	if b.rpc, err = agentrpc.Register(s.Service, b.conn, agentrpc.Options{Log: s.log}); err != nil {
+		b.conn.Close()
+		if b.nats != nil {
+			b.nats.Shutdown()
+		}
+		return fmt.Errorf("server: %w", err)
+	}
+	if _, err := metadata.NewRegistry(s.Service).HandleLookups(b.conn); err != nil {
+		b.rpc.Close()
 		b.conn.Close()
 		if b.nats != nil {
 			b.nats.Shutdown()

@@ -10,6 +10,7 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/config"
 	"github.com/neutrino-sdn/neutrino/internal/ipavailability"
 	"github.com/neutrino-sdn/neutrino/internal/l3"
+	"github.com/neutrino-sdn/neutrino/internal/metadata"
 	"github.com/neutrino-sdn/neutrino/internal/network"
 	"github.com/neutrino-sdn/neutrino/internal/port"
 	"github.com/neutrino-sdn/neutrino/internal/scheduler"
@@ -47,5 +48,11 @@ func registerPlugins(svc *service.Service, a *api.Server, cfg config.Config, seg
 	network.Register(svc, segs)
 	dhcp := scheduler.Register(svc, a, scheduler.Options{AgentsPerNetwork: cfg.DHCPAgentsPerNetwork,
 		DownTime: cfg.AgentDownTime, CheckInterval: cfg.Agent.ReportInterval, Bind: binder.BindPort, Log: log})
-	return []func(context.Context){dhcp.Run, routers.Run}, nil
+	bg := []func(context.Context){dhcp.Run, routers.Run}
+	instances := metadata.NewRegistry(svc)
+	instances.RegisterAPI(a)
+	if cfg.Metadata.Listen != "" {
+		bg = append(bg, metadata.NewService(instances, cfg.Metadata.SharedSecret, log).Runner(cfg.Metadata.Listen))
+	}
+	return bg, nil
 }

@@ -699,3 +699,27 @@ type FloatingIPStatusReply struct {
 	// left alone.
 	Unknown []string `json:"unknown,omitempty"`
 }
+
+// MethodMetadataLookup finds the instance behind a metadata request
+// (MetadataLookup → MetadataLookupReply).
+const MethodMetadataLookup = "metadata_lookup"
+
+// MetadataLookup asks which instance sent a metadata request: the port
+// holding IP on one of the router's internal networks (RouterID) or on
+// the network (NetworkID).
+type MetadataLookup struct {
+	Version   int    `json:"version"`
+	RouterID  string `json:"router_id,omitempty"`
+	NetworkID string `json:"network_id,omitempty"`
+	IP        string `json:"ip"`
+}
+
+// MetadataLookupReply names the instance; Found is false when no port
+// matched.
+type MetadataLookupReply struct {
+	Version    int    `json:"version"`
+	Found      bool   `json:"found"`
+	InstanceID string `json:"instance_id,omitempty"`
+	ProjectID  string `json:"project_id,omitempty"`
+	PortID     string `json:"port_id,omitempty"`
+}

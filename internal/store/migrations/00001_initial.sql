@@ -210,6 +210,15 @@ CREATE TABLE host_sequences (
     seq BIGINT NOT NULL
 );
 
+-- Instance metadata of instances neutrino itself runs (`neutrino vm`),
+-- served by the built-in metadata service, keyed by the ports' device_id.
+CREATE TABLE instance_metadata (
+    device_id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL DEFAULT '',
+    name TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+
 CREATE TABLE quotas (
     project_id TEXT NOT NULL,
     resource TEXT NOT NULL,
@@ -219,6 +228,7 @@ CREATE TABLE quotas (
 
 -- +goose Down
 DROP TABLE quotas;
+DROP TABLE instance_metadata;
 DROP TABLE host_sequences;
 DROP TABLE agent_outbox;
 DROP TABLE router_l3_agents;
