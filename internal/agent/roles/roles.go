@@ -13,6 +13,7 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/agent/dhcp"
 	"github.com/neutrino-sdn/neutrino/internal/agent/l2"
 	"github.com/neutrino-sdn/neutrino/internal/agent/l3"
+	"github.com/neutrino-sdn/neutrino/internal/agent/metadata"
 	"github.com/neutrino-sdn/neutrino/internal/bus"
 	"github.com/neutrino-sdn/neutrino/internal/config"
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/ovs"
@@ -65,6 +66,12 @@ func New(cfg config.Agent, log *slog.Logger) ([]agent.Role, error) {
 				return nil, fmt.Errorf("agent: l3 role: %w", err)
 			}
 			out = append(out, r)
+		case config.RoleMetadata:
+			r, err := metadata.New(metadata.ConfigFrom(cfg), log)
+			if err != nil {
+				return nil, fmt.Errorf("agent: metadata role: %w", err)
+			}
+			out = append(out, r)
 		default:
 			return nil, fmt.Errorf("agent: role %q is not built into this neutrino yet", name)
 		}
@@ -90,6 +97,12 @@ func Run(ctx context.Context, cfg config.Agent, conn *bus.Conn, log *slog.Logger
 	rs, err := New(cfg, log)
 	if err != nil {
 		return err
+	}
+	for _, r := range rs {
+		// Roles that call the server themselves (metadata lookups).
+		if b, ok := r.(interface{ UseBus(*bus.Conn) }); ok {
+			b.UseBus(conn)
+		}
 	}
 	a, err := agent.New(conn, agent.Options{
 		Host: host, Roles: rs, ReportInterval: cfg.ReportInterval, ResyncInterval: cfg.ResyncInterval, Log: log,
