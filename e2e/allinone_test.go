@@ -365,7 +365,7 @@ func (a *allInOne) waitActive(id string) apiPort {
 	}
 }
 
-// waitAgentsAlive waits until the host's Open vSwitch and DHCP agents
+// waitAgentsAlive waits until the host's Open vSwitch, DHCP and L3 agents
 // show alive.
 func (a *allInOne) waitAgentsAlive() {
 	a.t.Helper()
@@ -382,7 +382,7 @@ func (a *allInOne) waitAgentsAlive() {
 		for _, ag := range out.Agents {
 			alive[ag.AgentType] = alive[ag.AgentType] || ag.Alive
 		}
-		if alive["Open vSwitch agent"] && alive["DHCP agent"] {
+		if alive["Open vSwitch agent"] && alive["DHCP agent"] && alive["L3 agent"] {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -439,8 +439,9 @@ func TestAllInOneVMs(t *testing.T) {
 
 	var net struct{ Network struct{ ID string } }
 	a.mustCall(http.MethodPost, "/v2.0/networks", map[string]any{"network": map[string]any{"name": "e2e-net"}}, &net)
+	var subnet struct{ Subnet struct{ ID string } }
 	a.mustCall(http.MethodPost, "/v2.0/subnets", map[string]any{"subnet": map[string]any{
-		"network_id": net.Network.ID, "cidr": "10.10.0.0/24", "ip_version": 4, "name": "e2e-subnet"}}, nil)
+		"network_id": net.Network.ID, "cidr": "10.10.0.0/24", "ip_version": 4, "name": "e2e-subnet"}}, &subnet)
 
 	suffix := randomSuffix(t)
 	vm1, vm2, vm3 := "e2e"+suffix+"a", "e2e"+suffix+"b", "e2e"+suffix+"c"
@@ -503,6 +504,56 @@ func TestAllInOneVMs(t *testing.T) {
 	// The command's exit status comes through.
 	if code, _ := a.neutrino("vm", "exec", "--state-dir", a.stateDir, vm1, "--", "sh", "-c", "exit 7"); code != 7 {
 		t.Errorf("vm exec of `exit 7` exited %d", code)
+	}
+
+	// The l3 role is in the all-in-one: a router with its gateway on a flat
+	// external network on physical network public (up's br-ex) and an
+	// interface on the VMs' subnet gets its namespace, and a VM reaches
+	// both of its addresses.
+	var ext struct{ Network struct{ ID string } }
+	a.mustCall(http.MethodPost, "/v2.0/networks", map[string]any{"network": map[string]any{
+		"name": "e2e-public", "router:external": true,
+		"provider:network_type": "flat", "provider:physical_network": "public"}}, &ext)
+	a.mustCall(http.MethodPost, "/v2.0/subnets", map[string]any{"subnet": map[string]any{
+		"network_id": ext.Network.ID, "cidr": "203.0.113.0/24", "ip_version": 4, "enable_dhcp": false}}, nil)
+	var router struct {
+		Router struct {
+			ID      string
+			Gateway struct {
+				IPs []struct {
+					IPAddress string `json:"ip_address"`
+				} `json:"external_fixed_ips"`
+			} `json:"external_gateway_info"`
+		}
+	}
+	a.mustCall(http.MethodPost, "/v2.0/routers", map[string]any{"router": map[string]any{
+		"name": "e2e-router", "external_gateway_info": map[string]any{"network_id": ext.Network.ID}}}, &router)
+	a.mustCall(http.MethodPut, "/v2.0/routers/"+router.Router.ID+"/add_router_interface", map[string]any{"subnet_id": subnet.Subnet.ID}, nil)
+	if len(router.Router.Gateway.IPs) != 1 {
+		t.Fatalf("router gateway addresses %+v; want one", router.Router.Gateway.IPs)
+	}
+	qrouter := "qrouter-" + router.Router.ID
+	deadline := time.Now().Add(30 * time.Second)
+	for !a.hasNamespace(qrouter) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no namespace %s 30s after the router was made\n%s", qrouter, a.logTail())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, addr := range []string{"10.10.0.1", router.Router.Gateway.IPs[0].IPAddress} {
+		// The router's ports are wired moments after its namespace appears.
+		for attempt := 0; ; attempt++ {
+			code, out := a.neutrino("vm", "exec", "--state-dir", a.stateDir, vm1, "--", "ping", "-c1", "-W1", addr)
+			if code == 0 {
+				break
+			}
+			if attempt == 20 {
+				t.Fatalf("%s cannot ping the router's %s:\n%s\n%s", vm1, addr, out, a.logTail())
+			}
+		}
+	}
+	if !slices.Contains(linksIn(t, a.netns), "br-ex") {
+		t.Errorf("up made no br-ex (the external network's bridge): links %v", linksIn(t, a.netns))
 	}
 
 	// On a node with no up (an agent only), vm works from --url, --host
@@ -595,7 +646,10 @@ func TestAllInOneVMs(t *testing.T) {
 		pids = append(pids, v.DHCPClientPID)
 		namespaces = append(namespaces, v.Namespace)
 	}
-	namespaces = append(namespaces, "qdhcp-"+net.Network.ID)
+	namespaces = append(namespaces, "qdhcp-"+net.Network.ID, qrouter)
+	if !a.hasNamespace(qrouter) {
+		t.Errorf("the router's namespace %s is gone after the second up", qrouter)
+	}
 	if !a.hasNamespace("qdhcp-" + net.Network.ID) {
 		t.Errorf("the DHCP agent has no namespace qdhcp-%s", net.Network.ID)
 	}

@@ -9,15 +9,17 @@ import (
 
 func upCmd() *cobra.Command {
 	// The all-in-one's agent and agents on other hosts find the bus here.
-	f := &serverFlags{upNATSListen: "127.0.0.1:4222"}
+	f := &serverFlags{upNATSListen: "127.0.0.1:4222", allInOne: true}
 	var roleNames []string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run neutrino all-in-one on this machine",
 		Long: `Run neutrino all-in-one: the API server with its embedded SQLite store and
-NATS, in noauth mode, and an agent with every role (l2, dhcp) on this host's
-Open vSwitch — or, when none serves the host, on ovsdb-server and
-ovs-vswitchd of its own under --state-dir. Point the openstack CLI at it with
+NATS, in noauth mode, and an agent with the roles l2, dhcp and l3 on this
+host's Open vSwitch — or, when none serves the host, on ovsdb-server and
+ovs-vswitchd of its own under --state-dir. External networks are flat on
+physical network "public", bridged to br-ex, which up creates with no NIC on
+it (docs/allinone.md says how to attach one). Point the openstack CLI at it with
   export OS_AUTH_TYPE=none OS_ENDPOINT=http://127.0.0.1:9696
 and make VMs with 'neutrino vm create'. Ctrl-C (SIGINT) or SIGTERM stops
 every process it started; a later 'up' with the same --state-dir resumes its
@@ -35,7 +37,7 @@ networks and VMs; 'neutrino down' removes everything.`,
 		},
 	}
 	f.add(cmd)
-	cmd.Flags().StringSliceVar(&roleNames, "roles", config.Default().Agent.Roles,
+	cmd.Flags().StringSliceVar(&roleNames, "roles", config.AllInOne().Agent.Roles,
 		"the agent's roles (agent.roles); --roles '' runs the API server alone, with no agent, Open vSwitch or root")
 	return cmd
 }

@@ -46,7 +46,7 @@ work against it unchanged.
   neutrino down     remove everything up made
   neutrino vm       stand-in VMs on the all-in-one: create, list, exec, delete
   neutrino server   run the API server
-  neutrino agent    run a node agent (l2, dhcp) that the servers drive over NATS`,
+  neutrino agent    run a node agent (l2, dhcp, l3) that the servers drive over NATS`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -60,6 +60,8 @@ type serverFlags struct {
 	natsURL, natsListen                                                      string
 	// upNATSListen is up's embedded NATS address unless file or flag say.
 	upNATSListen string
+	// allInOne starts from up's defaults (config.AllInOne) under the file.
+	allInOne bool
 }
 
 func (f *serverFlags) add(cmd *cobra.Command) {
@@ -77,7 +79,11 @@ func (f *serverFlags) add(cmd *cobra.Command) {
 
 // load reads the config file and applies the flags the user set.
 func (f *serverFlags) load(cmd *cobra.Command) (config.Config, error) {
-	cfg, err := config.Load(f.configFile)
+	base := config.Default()
+	if f.allInOne {
+		base = config.AllInOne()
+	}
+	cfg, err := config.LoadOver(base, f.configFile)
 	if err != nil {
 		return cfg, err
 	}
@@ -150,11 +156,13 @@ func agentCmd() *cobra.Command {
 	var configFile, host, natsURL, logFormat string
 	cmd := &cobra.Command{
 		Use:   "agent",
-		Short: "Run a node agent (roles l2, dhcp from the config)",
+		Short: "Run a node agent (roles from the config; default l2, dhcp)",
 		Long: `Run the neutrino agent of this node. It reports its state to the servers over
 NATS, takes the desired state of its host from them and wires it: the l2 role
-on the local Open vSwitch, the dhcp role in qdhcp-* namespaces. Roles and
-options come from the [agent] section of the config file (docs/configuration.md).`,
+on the local Open vSwitch, the dhcp role in qdhcp-* namespaces, the l3 role
+(routers) in qrouter-* namespaces. Roles and options come from the [agent]
+section of the config file (docs/configuration.md): by default l2 and dhcp;
+a network node adds l3 and its external network's bridge mapping.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(configFile)

@@ -225,8 +225,12 @@ func Default() Config {
 }
 
 // Load reads the TOML file at path (if path is not empty) over the defaults.
-func Load(path string) (Config, error) {
-	cfg := Default()
+func Load(path string) (Config, error) { return LoadOver(Default(), path) }
+
+// LoadOver reads the TOML file at path (if path is not empty) over base:
+// options the file leaves out keep base's values.
+func LoadOver(base Config, path string) (Config, error) {
+	cfg := base
 	if path == "" {
 		return cfg, nil
 	}
