@@ -126,6 +126,10 @@ func (s *Service) view(ctx context.Context, id, forwardedFor string) (*instanceV
 		if v.port == nil {
 			return nil
 		}
+		if v.ProjectID == "" {
+			// Registered without one: the project that owns its port.
+			v.ProjectID = str(v.port["project_id"])
+		}
 		if v.network, err = tx.Get(ctx, reg.ByPlural("networks"), str(v.port["network_id"])); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}

@@ -217,3 +217,19 @@ func (c *apiClient) aliveL2Agent(ctx context.Context, host string) (bool, error)
 	}
 	return false, nil
 }
+
+// registerInstance stores the VM's name, key and user data with the
+// server's built-in metadata service, keyed by its instance id.
+func (c *apiClient) registerInstance(ctx context.Context, id string, body map[string]any) error {
+	return c.do(ctx, http.MethodPut, "/v2.0/instance-metadata/"+url.PathEscape(id), map[string]any{"instance_metadata": body}, nil)
+}
+
+// unregisterInstance removes the VM's metadata; one already gone is not
+// an error.
+func (c *apiClient) unregisterInstance(ctx context.Context, id string) error {
+	err := c.do(ctx, http.MethodDelete, "/v2.0/instance-metadata/"+url.PathEscape(id), nil, nil)
+	if isNotFound(err) {
+		return nil
+	}
+	return err
+}

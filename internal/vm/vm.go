@@ -263,6 +263,9 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (_ *VM, err err
 	if err := storeMetadataFiles(dir, req, v); err != nil {
 		return nil, err
 	}
+	if err := registerMetadata(ctx, e, v); err != nil {
+		return nil, err
+	}
 	net, err := e.api.network(ctx, v.NetworkID)
 	if err != nil {
 		return nil, err
@@ -488,6 +491,30 @@ func storeMetadataFiles(dir string, req CreateRequest, v *VM) error {
 	return nil
 }
 
+// registerMetadata registers the VM with the metadata service: its name
+// (the hostname guests see), project, key and user data.
+func registerMetadata(ctx context.Context, e env, v *VM) error {
+	body := map[string]any{"name": v.Name, "project_id": v.ProjectID}
+	if v.KeyFile != "" {
+		key, err := os.ReadFile(v.KeyFile)
+		if err != nil {
+			return fmt.Errorf("vm: %w", err)
+		}
+		body["public_keys"] = map[string]string{"default": strings.TrimSpace(string(key))}
+	}
+	if v.UserDataFile != "" {
+		data, err := os.ReadFile(v.UserDataFile)
+		if err != nil {
+			return fmt.Errorf("vm: %w", err)
+		}
+		body["user_data"] = string(data)
+	}
+	if err := e.api.registerInstance(ctx, v.InstanceID, body); err != nil {
+		return fmt.Errorf("register the VM's metadata: %w", err)
+	}
+	return nil
+}
+
 func saveRecord(dir string, v *VM) error { return statedir.WriteJSON(recordPath(dir), v) }
 
 func readRecord(dir string) (*VM, error) {
@@ -603,6 +630,11 @@ func (m *Manager) remove(ctx context.Context, e env, dir string, v *VM) error {
 	var errs []error
 	if err := RemoveLocal(ctx, dir, v, e.ovs.DB, e.log); err != nil {
 		errs = append(errs, err)
+	}
+	if v.InstanceID != "" && e.api != nil {
+		if err := e.api.unregisterInstance(ctx, v.InstanceID); err != nil {
+			errs = append(errs, fmt.Errorf("unregister instance %s: %w", v.InstanceID, err))
+		}
 	}
 	if v.PortID != "" && e.api != nil {
 		if err := e.api.deletePort(ctx, v.PortID); err != nil {
