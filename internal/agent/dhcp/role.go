@@ -408,7 +408,7 @@ func Cleanup(ctx context.Context, cfg Config, log *slog.Logger) error {
 // Open vSwitch inst (which runs in this process's namespace).
 func ConfigFrom(c config.Agent, inst ovs.Instance) Config {
 	return Config{
-		Settings:          Settings{LeaseDuration: c.DHCP.LeaseDuration},
+		Settings:          Settings{LeaseDuration: c.DHCP.LeaseDuration, IsolatedMetadata: c.DHCP.EnableIsolatedMetadata},
 		IntegrationBridge: c.L2.IntegrationBridge,
 		OVS:               inst,
 	}

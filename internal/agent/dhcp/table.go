@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/neutrino-sdn/neutrino/internal/agent/metadata"
 	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
 )
 
@@ -26,6 +27,10 @@ type Settings struct {
 	LeaseDuration time.Duration
 	// DomainName is sent as option 15 (domain name) when set.
 	DomainName string
+	// IsolatedMetadata routes 169.254.169.254 to the DHCP port on
+	// networks without a router, where the metadata role listens
+	// (enable_isolated_metadata).
+	IsolatedMetadata bool
 }
 
 // leaseTime is the effective lease time; negative means infinite.
@@ -138,7 +143,7 @@ func BuildTable(n msg.DHCPNetwork, dhcpPort *msg.Port, s Settings) *Table {
 	}
 	plans := map[string]*subnetPlan{}
 	for _, sub := range n.Subnets {
-		plan, err := planSubnet(n, sub, dhcpPort)
+		plan, err := planSubnet(n, sub, dhcpPort, s)
 		if err != nil {
 			t.Problems = append(t.Problems, err.Error())
 			continue
@@ -187,7 +192,7 @@ func BuildTable(n msg.DHCPNetwork, dhcpPort *msg.Port, s Settings) *Table {
 
 // planSubnet returns the shared options of a subnet this server serves,
 // or nil if it serves none there.
-func planSubnet(n msg.DHCPNetwork, sub msg.Subnet, dhcpPort *msg.Port) (*subnetPlan, error) {
+func planSubnet(n msg.DHCPNetwork, sub msg.Subnet, dhcpPort *msg.Port, s Settings) (*subnetPlan, error) {
 	if sub.IPVersion != 4 || !sub.EnableDHCP {
 		return nil, nil
 	}
@@ -230,6 +235,9 @@ func planSubnet(n msg.DHCPNetwork, sub msg.Subnet, dhcpPort *msg.Port) (*subnetP
 			continue
 		}
 		routes = append(routes, Route{Dst: dst.Masked(), Via: via})
+	}
+	if s.IsolatedMetadata && metadata.IsolatedNetwork(n) {
+		routes = append(routes, Route{Dst: netip.MustParsePrefix(metadata.Address + "/32"), Via: plan.serverID})
 	}
 	if gateway.IsValid() {
 		plan.routers = []netip.Addr{gateway}
