@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/neutrino-sdn/neutrino/internal/agent"
 	"github.com/neutrino-sdn/neutrino/internal/agent/reconcile"
 	"github.com/neutrino-sdn/neutrino/internal/bus"
@@ -76,6 +78,18 @@ type Role struct {
 type listener struct {
 	target
 	srv *http.Server
+	// inode identifies the namespace the socket is in: one removed and
+	// made again under the same name is another namespace.
+	inode uint64
+}
+
+// namespaceInode is the inode of namespace ns, 0 if it does not exist.
+func namespaceInode(ns string) uint64 {
+	var st unix.Stat_t
+	if err := unix.Stat(netns.Path(ns), &st); err != nil {
+		return 0
+	}
+	return st.Ino
 }
 
 // target is a namespace that should have a listener.
@@ -327,7 +341,7 @@ func (r *Role) Reconcile(ctx context.Context) error {
 	want := r.targets()
 	var errs []error
 	for ns, l := range r.served {
-		if w, ok := want[ns]; ok && w == l.target && netns.Exists(ns) {
+		if w, ok := want[ns]; ok && w == l.target && namespaceInode(ns) == l.inode {
 			continue
 		}
 		_ = l.srv.Close()
@@ -377,6 +391,7 @@ func (r *Role) serve(t target) error {
 		addr = net.JoinHostPort(Address, "80")
 	}
 	var ln net.Listener
+	inode := namespaceInode(t.ns)
 	err := netns.Do(t.ns, func() error {
 		var err error
 		ln, err = net.Listen("tcp", addr)
@@ -387,7 +402,7 @@ func (r *Role) serve(t target) error {
 	}
 	srv := &http.Server{Handler: NamespaceProxy(t.scope, r.cfg.Socket, r.log), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	r.served[t.ns] = &listener{target: t, srv: srv}
+	r.served[t.ns] = &listener{target: t, srv: srv, inode: inode}
 	r.log.Info("metadata listener up", "netns", t.ns, "addr", addr)
 	return nil
 }
