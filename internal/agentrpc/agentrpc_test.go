@@ -312,15 +312,23 @@ func TestDHCPState(t *testing.T) {
 		t.Fatalf("ports: %+v", dn.Ports)
 	}
 
-	// A new port reaches the DHCP agent alone; a subnet change sends the
-	// network whole.
+	// A new port reaches the DHCP agent, alone or — when other changes of
+	// its network are drained in the same batch — inside the whole
+	// network; a subnet change sends the network whole.
 	vm2 := apitest.S(r.port(netID, nil)["id"])
 	notes.waitFor(t, "the new port in the DHCP view", func(n msg.Notification) bool {
 		if n.DHCP == nil {
 			return false
 		}
-		_, ok := hasPort(n.DHCP.Ports, vm2)
-		return ok
+		if _, ok := hasPort(n.DHCP.Ports, vm2); ok {
+			return true
+		}
+		for _, net := range n.DHCP.Networks {
+			if _, ok := hasPort(net.Ports, vm2); ok {
+				return true
+			}
+		}
+		return false
 	})
 	r.admin.Must(http.StatusOK, "PUT", "/v2.0/subnets/"+apitest.S(sub["id"]), map[string]any{"subnet": map[string]any{"dns_nameservers": []any{}}})
 	notes.waitFor(t, "the network with its changed subnet", func(n msg.Notification) bool {
