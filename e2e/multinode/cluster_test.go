@@ -6,7 +6,8 @@
 // address, pings and TCP go where they should and nowhere else, frames on
 // the provider segment carry the right 802.1Q tag, deleting things removes
 // their flows and namespaces, dead agents are noticed and their networks
-// rescheduled. They need root, Open vSwitch, tcpdump and busybox, and skip
+// rescheduled, routers on a network node translate and route for two
+// projects with the same addresses. They need root, Open vSwitch, tcpdump and busybox, and skip
 // with a message saying so otherwise.
 package multinode
 
@@ -79,7 +80,8 @@ func TestMain(m *testing.M) {
 }
 
 // cluster is a bed of three nodes running neutrino: node1 the server and
-// an agent with l2 and dhcp, node2 and node3 agents with l2.
+// an agent with l2 and dhcp (and l3, with the external network on br-ex,
+// in networkNodeSpec), node2 and node3 agents with l2.
 type cluster struct {
 	t     testing.TB
 	bed   *testbed.Bed
@@ -96,6 +98,9 @@ type cluster struct {
 	// networks are the ids of networks the test made, whose qdhcp
 	// namespaces are removed at the end if an agent left them.
 	networks []string
+	// routers are the ids of routers the test made, likewise for their
+	// qrouter namespaces.
+	routers []string
 }
 
 type node struct {
@@ -103,7 +108,10 @@ type node struct {
 	tb    *testbed.Node
 	dir   string
 	roles []string
-	agent *proc
+	// external: the node maps extPhysnet to br-ex, which holds the bed's
+	// external NIC (a network node).
+	external bool
+	agent    *proc
 	// vmDir is the state directory `neutrino vm` works with on this node;
 	// the test holds its lock and wrote its runtime record, standing in
 	// for `neutrino up`.
@@ -121,9 +129,11 @@ type proc struct {
 	err     error
 }
 
-// clusterSpec says which roles each node's agent runs.
+// clusterSpec says which roles each node's agent runs, and which nodes
+// have the external network on br-ex.
 type clusterSpec struct {
-	roles [3][]string
+	roles    [3][]string
+	external [3]bool
 }
 
 func defaultSpec() clusterSpec {
@@ -150,7 +160,7 @@ func newCluster(t testing.TB, spec clusterSpec) *cluster {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for i, tn := range bed.Nodes {
-		nd := &node{c: c, tb: tn, dir: filepath.Join(bed.Dir, tn.Name, "neutrino"), roles: spec.roles[i]}
+		nd := &node{c: c, tb: tn, dir: filepath.Join(bed.Dir, tn.Name, "neutrino"), roles: spec.roles[i], external: spec.external[i]}
 		if err := os.MkdirAll(nd.dir, 0o750); err != nil {
 			t.Fatal(err)
 		}
@@ -158,6 +168,10 @@ func newCluster(t testing.TB, spec clusterSpec) *cluster {
 		db := tn.OVSDB(t)
 		must(t, db.EnsureBridge(ctx, ovs.Bridge{Name: "br-" + physnet, DatapathType: "netdev", FailMode: "secure"}))
 		must(t, db.EnsurePort(ctx, "br-"+physnet, ovs.Port{Name: testbed.ProviderNIC}))
+		if nd.external {
+			must(t, db.EnsureBridge(ctx, ovs.Bridge{Name: extBridge, DatapathType: "netdev", FailMode: "secure"}))
+			must(t, db.EnsurePort(ctx, extBridge, ovs.Port{Name: testbed.ExternalNIC}))
+		}
 		c.nodes = append(c.nodes, nd)
 	}
 
@@ -248,6 +262,10 @@ func (nd *node) writeAgentConfig() {
 	for i, r := range nd.roles {
 		roles[i] = fmt.Sprintf("%q", r)
 	}
+	mappings := fmt.Sprintf("%q", physnet+":br-"+physnet)
+	if nd.external {
+		mappings += fmt.Sprintf(", %q", extPhysnet+":"+extBridge)
+	}
 	cfg := fmt.Sprintf(`[nats]
 url = "nats://%s:%d"
 [agent]
@@ -258,8 +276,8 @@ report_interval = %q
 ovs_run_dir = %q
 datapath_type = "netdev"
 local_ip = %q
-bridge_mappings = ["%s:br-%s"]
-`, c.bed.Nodes[0].TunnelIP, natsPort, tn.Name, strings.Join(roles, ", "), agentReport, tn.OVS.RunDir, tn.TunnelIP, physnet, physnet)
+bridge_mappings = [%s]
+`, c.bed.Nodes[0].TunnelIP, natsPort, tn.Name, strings.Join(roles, ", "), agentReport, tn.OVS.RunDir, tn.TunnelIP, mappings)
 	writeFile(c.t, nd.dir, "agent.toml", cfg)
 }
 
@@ -368,6 +386,7 @@ func (c *cluster) deleteEverything() {
 			}
 		}
 	}
+	c.deleteRouters()
 	for _, p := range c.api.Do("GET", "/v2.0/ports", nil).Items("ports") {
 		if !strings.HasPrefix(apitest.S(p["device_owner"]), "network:") {
 			c.api.Do("DELETE", "/v2.0/ports/"+apitest.S(p["id"]), nil)
@@ -392,6 +411,11 @@ func (c *cluster) leftNamespaces() []string {
 	for _, id := range c.networks {
 		if netns.Exists("qdhcp-" + id) {
 			left = append(left, "qdhcp-"+id)
+		}
+	}
+	for _, id := range c.routers {
+		if netns.Exists("qrouter-" + id) {
+			left = append(left, "qrouter-"+id)
 		}
 	}
 	for _, nd := range c.nodes {

@@ -1,0 +1,394 @@
+package multinode
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+
+	"github.com/neutrino-sdn/neutrino/internal/agent/l3"
+	"github.com/neutrino-sdn/neutrino/internal/apitest"
+	"github.com/neutrino-sdn/neutrino/internal/dataplane/netns"
+	"github.com/neutrino-sdn/neutrino/internal/testbed"
+	"github.com/neutrino-sdn/neutrino/internal/vm"
+)
+
+// The external network of the router tests: flat on extPhysnet, which the
+// network node maps to extBridge, holding the bed's external NIC.
+const (
+	extPhysnet = "public"
+	extBridge  = "br-ex"
+	// whoPort is where VMs answer with their own name; peerPort is where
+	// the outside host answers with the address the connection came from.
+	whoPort  = 7300
+	peerPort = 7301
+)
+
+// networkNodeSpec: node1 is the network node (server, l2, dhcp, l3 and
+// br-ex on the external network), node2 and node3 compute nodes.
+func networkNodeSpec() clusterSpec {
+	return clusterSpec{
+		roles:    [3][]string{{"l2", "dhcp", "l3"}, {"l2"}, {"l2"}},
+		external: [3]bool{true, false, false},
+	}
+}
+
+// deleteRouters removes every router the test made with what hangs on it:
+// floating IPs first, then interfaces, then the router, as Neutron
+// requires.
+func (c *cluster) deleteRouters() {
+	for _, f := range c.api.Do("GET", "/v2.0/floatingips", nil).Items("floatingips") {
+		c.api.Do("DELETE", "/v2.0/floatingips/"+apitest.S(f["id"]), nil)
+	}
+	for _, r := range c.api.Do("GET", "/v2.0/routers", nil).Items("routers") {
+		id := apitest.S(r["id"])
+		for _, p := range c.api.Do("GET", "/v2.0/ports?device_owner=network:router_interface&device_id="+id, nil).Items("ports") {
+			c.api.Do("PUT", apitest.Path("routers", id, "remove_router_interface"), map[string]any{"port_id": p["id"]})
+		}
+		c.api.Do("DELETE", apitest.Path("routers", id), nil)
+	}
+}
+
+// as is a client of the cluster's API acting for project.
+func (c *cluster) as(project string) *apitest.Client {
+	cp := *c.api
+	cp.Project = project
+	return &cp
+}
+
+// serveAnswer listens on addr inside ns until the test ends and writes
+// answer(conn) to every connection, then closes it.
+func serveAnswer(t *testing.T, ns string, addr netip.AddrPort, answer func(net.Conn) string) {
+	t.Helper()
+	var ln net.Listener
+	must(t, netns.Do(ns, func() (err error) { ln, err = net.Listen("tcp4", addr.String()); return err }))
+	done := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); <-done })
+	go func() {
+		defer close(done)
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(conn, answer(conn))
+			conn.Close()
+		}
+	}()
+}
+
+// ask connects from inside ns to addr and returns what the server wrote.
+func ask(ns string, addr netip.AddrPort) (string, error) {
+	var conn net.Conn
+	err := netns.Do(ns, func() (err error) {
+		conn, err = net.DialTimeout("tcp4", addr.String(), time.Second)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(2 * time.Second))
+	b, err := io.ReadAll(conn)
+	return string(b), err
+}
+
+// waitAnswer waits until asking addr from ns gives want.
+func waitAnswer(t *testing.T, ns string, addr netip.AddrPort, want string) {
+	t.Helper()
+	var got string
+	var err error
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if got, err = ask(ns, addr); err == nil && got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("from %s, %s answers %q (%v); want %q", ns, addr, got, err, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// firstIP is the first fixed IP of a port or gateway info's list.
+func firstIP(ips any) netip.Addr {
+	return netip.MustParseAddr(apitest.S(ips.([]any)[0].(map[string]any)["ip_address"]))
+}
+
+// TestRoutersTwoProjectsSameCIDR is issue 4's two-project scenario with the
+// real binary on three nodes: node1 the network node (server, l2, dhcp,
+// l3, br-ex on the bed's external network), node2 and node3 compute nodes.
+// Two projects each make a network 10.0.0.0/24, a router with its gateway
+// on the shared external flat network and a VM at 10.0.0.5, one on node2,
+// one on node3. Each VM reaches the outside host through SNAT, which sees
+// the router's gateway IP; the outside host reaches each VM by its
+// floating IP, and no more once it is disassociated; VMs in two subnets
+// behind one router reach each other; deleting a router removes its
+// namespace, its NAT table and its OVS ports on node1.
+func TestRoutersTwoProjectsSameCIDR(t *testing.T) {
+	c := newCluster(t, networkNodeSpec())
+	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
+	waitFor(t, 30*time.Second, "the L3 agent alive", func() bool {
+		for _, a := range c.api.Do("GET", "/v2.0/agents?agent_type=L3+agent", nil).Items("agents") {
+			if a["alive"] == true && a["host"] == n1.tb.Name {
+				return true
+			}
+		}
+		return false
+	})
+	outside := c.bed.Outside
+	internet := netip.AddrPortFrom(testbed.InternetAddr, peerPort)
+	serveAnswer(t, outside.Netns, internet, func(conn net.Conn) string {
+		return netip.MustParseAddrPort(conn.RemoteAddr().String()).Addr().String()
+	})
+
+	ext := c.api.Create("networks", "network", map[string]any{
+		"name": c.bed.Prefix + "-public", "router:external": true,
+		"provider:network_type": "flat", "provider:physical_network": extPhysnet,
+	})
+	extID := apitest.S(ext["id"])
+	c.mu.Lock()
+	c.networks = append(c.networks, extID)
+	c.mu.Unlock()
+	c.api.Create("subnets", "subnet", map[string]any{
+		"network_id": extID, "cidr": testbed.ExternalPrefix.String(), "ip_version": 4,
+		"gateway_ip": testbed.OutsideAddr.String(), "enable_dhcp": false,
+		"allocation_pools": []any{map[string]any{"start": "203.0.113.10", "end": "203.0.113.99"}},
+	})
+
+	type tenant struct {
+		project        string
+		api            *apitest.Client
+		router, subnet string
+		gateway        netip.Addr
+		vm             vm.VM
+	}
+	// setUp makes the project's network, router (gateway and interface),
+	// and VM at 10.0.0.5 on nd, and opens the project's default group to
+	// TCP and ICMP from anywhere, so the outside host may reach the VM.
+	setUp := func(project string, nd *node) *tenant {
+		tn := &tenant{project: project, api: c.as(project)}
+		netID := apitest.S(tn.api.Create("networks", "network", map[string]any{"name": "net"})["id"])
+		c.mu.Lock()
+		c.networks = append(c.networks, netID)
+		c.mu.Unlock()
+		tn.subnet = apitest.S(tn.api.Create("subnets", "subnet", map[string]any{
+			"network_id": netID, "cidr": "10.0.0.0/24", "ip_version": 4, "name": "net",
+		})["id"])
+		router := tn.api.Create("routers", "router", map[string]any{
+			"name": "r", "external_gateway_info": map[string]any{"network_id": extID},
+		})
+		tn.router = apitest.S(router["id"])
+		c.mu.Lock()
+		c.routers = append(c.routers, tn.router)
+		c.mu.Unlock()
+		tn.gateway = firstIP(router["external_gateway_info"].(map[string]any)["external_fixed_ips"])
+		tn.api.Must(200, "PUT", apitest.Path("routers", tn.router, "add_router_interface"), map[string]any{"subnet_id": tn.subnet})
+
+		name := c.bed.Prefix + "-" + project
+		nd.vms = append(nd.vms, name)
+		nd.vmRun("create", "--network", netID, "--project", project, "--fixed-ip", "10.0.0.5", name)
+		tn.vm = nd.vm(name)
+		if ip := checkLease(t, c, tn.vm); ip != netip.MustParseAddr("10.0.0.5") {
+			t.Fatalf("%s's VM got %s; want 10.0.0.5", project, ip)
+		}
+		groups := tn.api.Do("GET", "/v2.0/security-groups?name=default&project_id="+project, nil).Items("security_groups")
+		if len(groups) != 1 {
+			t.Fatalf("%s has %d default security groups", project, len(groups))
+		}
+		for _, proto := range []string{"tcp", "icmp"} {
+			tn.api.Create("security-group-rules", "security_group_rule", map[string]any{
+				"security_group_id": groups[0]["id"], "direction": "ingress", "ethertype": "IPv4",
+				"protocol": proto, "remote_ip_prefix": "0.0.0.0/0",
+			})
+		}
+		serveAnswer(t, tn.vm.Namespace, netip.AddrPortFrom(netip.IPv4Unspecified(), whoPort), func(net.Conn) string { return project })
+		return tn
+	}
+	a, b := setUp("project-a", n2), setUp("project-b", n3)
+	if a.gateway == b.gateway {
+		t.Fatalf("both routers have the gateway IP %s", a.gateway)
+	}
+
+	t.Run("SNAT: the outside host sees each router's gateway IP", func(t *testing.T) {
+		for _, tn := range []*tenant{a, b} {
+			waitAnswer(t, tn.vm.Namespace, internet, tn.gateway.String())
+		}
+	})
+
+	fips := map[*tenant]struct {
+		id   string
+		addr netip.Addr
+	}{}
+	t.Run("floating IPs reach each VM", func(t *testing.T) {
+		for _, tn := range []*tenant{a, b} {
+			f := tn.api.Create("floatingips", "floatingip", map[string]any{"floating_network_id": extID, "port_id": tn.vm.PortID})
+			fip := netip.MustParseAddr(apitest.S(f["floating_ip_address"]))
+			fips[tn] = struct {
+				id   string
+				addr netip.Addr
+			}{apitest.S(f["id"]), fip}
+			// The outside host reaches the right VM, and the VM now
+			// leaves from its floating IP.
+			waitAnswer(t, outside.Netns, netip.AddrPortFrom(fip, whoPort), tn.project)
+			waitAnswer(t, tn.vm.Namespace, internet, fip.String())
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			err := testbed.Ping(ctx, outside.Netns, fip, 2)
+			cancel()
+			if err != nil {
+				t.Error(err)
+			}
+			waitFor(t, 20*time.Second, "floating IP "+fip.String()+" ACTIVE", func() bool {
+				return c.api.Do("GET", apitest.Path("floatingips", fips[tn].id), nil).Item("floatingip")["status"] == "ACTIVE"
+			})
+		}
+	})
+	if t.Failed() {
+		return
+	}
+
+	t.Run("disassociating a floating IP stops it", func(t *testing.T) {
+		fa := fips[a]
+		a.api.Must(200, "PUT", apitest.Path("floatingips", fa.id), map[string]any{"floatingip": map[string]any{"port_id": nil}})
+		waitFor(t, 10*time.Second, "the disassociated floating IP unreachable", func() bool {
+			_, err := ask(outside.Netns, netip.AddrPortFrom(fa.addr, whoPort))
+			return err != nil
+		})
+		// A leaves through SNAT again; B's floating IP still works.
+		waitAnswer(t, a.vm.Namespace, internet, a.gateway.String())
+		if got, err := ask(outside.Netns, netip.AddrPortFrom(fips[b].addr, whoPort)); err != nil || got != b.project {
+			t.Errorf("B's floating IP answers %q (%v); want %q", got, err, b.project)
+		}
+	})
+
+	t.Run("east-west across two subnets behind one router", func(t *testing.T) {
+		net2 := a.api.Create("networks", "network", map[string]any{"name": "net2"})
+		net2ID := apitest.S(net2["id"])
+		c.mu.Lock()
+		c.networks = append(c.networks, net2ID)
+		c.mu.Unlock()
+		sub2 := a.api.Create("subnets", "subnet", map[string]any{
+			"network_id": net2ID, "cidr": "10.1.0.0/24", "ip_version": 4, "name": "net2",
+		})
+		a.api.Must(200, "PUT", apitest.Path("routers", a.router, "add_router_interface"), map[string]any{"subnet_id": sub2["id"]})
+		name := c.bed.Prefix + "-a2"
+		n2.vms = append(n2.vms, name)
+		// On node2, with A's first VM on node2: the router on node1 is
+		// between them, across the tunnel both ways.
+		n2.vmRun("create", "--network", net2ID, "--project", a.project, name)
+		a2 := n2.vm(name)
+		a2IP := checkLease(t, c, a2)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := testbed.Ping(ctx, a.vm.Namespace, a2IP, 3); err != nil {
+			t.Error(err)
+		}
+		if err := testbed.Ping(ctx, a2.Namespace, netip.MustParseAddr("10.0.0.5"), 3); err != nil {
+			t.Error(err)
+		}
+		// Not translated: a2 sees A's VM's own address.
+		serveAnswer(t, a2.Namespace, netip.AddrPortFrom(a2IP, peerPort), func(conn net.Conn) string {
+			return netip.MustParseAddrPort(conn.RemoteAddr().String()).Addr().String()
+		})
+		waitAnswer(t, a.vm.Namespace, netip.AddrPortFrom(a2IP, peerPort), "10.0.0.5")
+		// B's VM, at the same address as A's, is not on A's router.
+		if got, err := ask(b.vm.Namespace, netip.AddrPortFrom(a2IP, peerPort)); err == nil {
+			t.Errorf("project B's VM reached project A's second subnet (answer %q)", got)
+		}
+	})
+
+	t.Run("deleting a router removes its namespace and rules on node1", func(t *testing.T) {
+		ns := "qrouter-" + b.router
+		if !netns.Exists(ns) {
+			t.Fatalf("router B has no namespace %s", ns)
+		}
+		if n, err := natRules(ns); err != nil || n == 0 {
+			t.Errorf("router B's NAT table holds %d rules (%v); want its SNAT and floating IP rules", n, err)
+		}
+		db := n1.tb.OVSDB(t)
+		routerIfaces := func() []string {
+			var names []string
+			for _, iface := range db.Interfaces() {
+				if iface.ExternalIDs[l3.NetnsExternalID] == ns {
+					names = append(names, iface.Name)
+				}
+			}
+			return names
+		}
+		if len(routerIfaces()) != 2 {
+			t.Errorf("router B's OVS interfaces on node1: %v; want its gateway and interface", routerIfaces())
+		}
+		b.api.Must(204, "DELETE", apitest.Path("floatingips", fips[b].id), nil)
+		ifaces := b.api.Do("GET", "/v2.0/ports?device_owner=network:router_interface&device_id="+b.router, nil).Items("ports")
+		for _, p := range ifaces {
+			b.api.Must(200, "PUT", apitest.Path("routers", b.router, "remove_router_interface"), map[string]any{"port_id": p["id"]})
+		}
+		b.api.Must(204, "DELETE", apitest.Path("routers", b.router), nil)
+		waitFor(t, 10*time.Second, "router B's namespace and OVS ports gone from node1", func() bool {
+			return !netns.Exists(ns) && len(routerIfaces()) == 0
+		})
+		if ports := c.api.Do("GET", "/v2.0/ports?device_id="+b.router, nil).Items("ports"); len(ports) != 0 {
+			t.Errorf("router B's ports left: %v", ports)
+		}
+		// Router A is untouched: its VM still leaves through its gateway.
+		waitAnswer(t, a.vm.Namespace, internet, a.gateway.String())
+		// B's VM has no way out any more.
+		if got, err := ask(b.vm.Namespace, internet); err == nil {
+			t.Errorf("B's VM reached the outside with its router deleted (answer %q)", got)
+		}
+	})
+
+	t.Run("nothing left behind", func(t *testing.T) {
+		// VMs, floating IPs, router interfaces, routers, ports, networks.
+		c.deleteEverything()
+		if left := c.leftNamespaces(); len(left) != 0 {
+			t.Errorf("namespaces left: %v", left)
+		}
+		db := n1.tb.OVSDB(t)
+		for _, iface := range db.Interfaces() {
+			if iface.ExternalIDs[l3.NetnsExternalID] != "" || iface.ExternalIDs["iface-id"] != "" {
+				t.Errorf("node1's OVS still has %s (external_ids %v)", iface.Name, iface.ExternalIDs)
+			}
+		}
+		for _, coll := range []string{"routers", "floatingips", "ports"} {
+			if items := c.api.Do("GET", "/v2.0/"+coll, nil).Items(coll); len(items) != 0 {
+				t.Errorf("%d %s left", len(items), coll)
+			}
+		}
+	})
+}
+
+// natRules counts the rules of the l3 role's nftables table in ns.
+func natRules(ns string) (int, error) {
+	f, err := os.Open(netns.Path(ns))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	conn, err := nftables.New(nftables.WithNetNSFd(int(f.Fd())))
+	if err != nil {
+		return 0, err
+	}
+	chains, err := conn.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return 0, fmt.Errorf("list chains in %s: %w", ns, err)
+	}
+	n := 0
+	for _, ch := range chains {
+		if ch.Table.Name != "neutrino" {
+			continue
+		}
+		rules, err := conn.GetRules(ch.Table, ch)
+		if err != nil {
+			return 0, fmt.Errorf("rules of chain %s in %s: %w", ch.Name, ns, err)
+		}
+		n += len(rules)
+	}
+	return n, nil
+}
