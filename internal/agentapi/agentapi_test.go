@@ -188,10 +188,10 @@ func TestAgentsAreAdminOnly(t *testing.T) {
 	if _, err := svc.Show(ctx, member, agents, id); !isType(err, "AgentNotFound") {
 		t.Errorf("member show: %v", err)
 	}
-	if _, err := svc.Update(ctx, member, agents, id, map[string]any{"description": "x"}, -1); !isType(err, "AgentNotFound") {
+	if _, err := svc.Update(ctx, member, agents, id, map[string]any{"description": "x"}, service.AnyRevision); !isType(err, "AgentNotFound") {
 		t.Errorf("member update: %v", err)
 	}
-	if err := svc.Delete(ctx, member, agents, id, -1); !isType(err, "AgentNotFound") {
+	if err := svc.Delete(ctx, member, agents, id, service.AnyRevision); !isType(err, "AgentNotFound") {
 		t.Errorf("member delete: %v", err)
 	}
 	if _, err := svc.Create(ctx, member, agents, []map[string]any{{}}); !isType(err, "PolicyNotAuthorized") {
