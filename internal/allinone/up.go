@@ -78,6 +78,10 @@ func Up(ctx context.Context, cfg config.Config, opts Options) (err error) {
 		return err
 	}
 	cfg.Agent.Host = host
+	if cfg.Agent.Metadata.Socket == "" {
+		// Per state directory: two ups on one machine must not share it.
+		cfg.Agent.Metadata.Socket = filepath.Join(cfg.StateDir, "metadata_proxy")
+	}
 	withAgent := len(cfg.Agent.Roles) > 0
 	if !withAgent {
 		return serveOnly(ctx, cfg, dir, host, opts)
