@@ -15,7 +15,7 @@ func upCmd() *cobra.Command {
 		Use:   "up",
 		Short: "Run neutrino all-in-one on this machine",
 		Long: `Run neutrino all-in-one: the API server with its embedded SQLite store and
-NATS, in noauth mode, and an agent with the roles l2, dhcp and l3 on this
+NATS, in noauth mode, and an agent with the roles l2, dhcp, l3 and metadata on this
 host's Open vSwitch — or, when none serves the host, on ovsdb-server and
 ovs-vswitchd of its own under --state-dir. External networks are flat on
 physical network "public", bridged to br-ex, which up creates with no NIC on
