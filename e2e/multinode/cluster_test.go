@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -278,6 +279,10 @@ datapath_type = "netdev"
 local_ip = %q
 bridge_mappings = [%s]
 `, c.bed.Nodes[0].TunnelIP, natsPort, tn.Name, strings.Join(roles, ", "), agentReport, tn.OVS.RunDir, tn.TunnelIP, mappings)
+	if slices.Contains(nd.roles, "metadata") {
+		// Networks without a router get metadata from their DHCP namespace.
+		cfg += "[agent.dhcp]\nenable_isolated_metadata = true\n"
+	}
 	writeFile(c.t, nd.dir, "agent.toml", cfg)
 }
 

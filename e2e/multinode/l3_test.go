@@ -2,11 +2,14 @@ package multinode
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,11 +33,12 @@ const (
 	peerPort = 7301
 )
 
-// networkNodeSpec: node1 is the network node (server, l2, dhcp, l3 and
-// br-ex on the external network), node2 and node3 compute nodes.
+// networkNodeSpec: node1 is the network node (server, l2, dhcp, l3,
+// metadata with isolated metadata, and br-ex on the external network),
+// node2 and node3 compute nodes.
 func networkNodeSpec() clusterSpec {
 	return clusterSpec{
-		roles:    [3][]string{{"l2", "dhcp", "l3"}, {"l2"}, {"l2"}},
+		roles:    [3][]string{{"l2", "dhcp", "l3", "metadata"}, {"l2"}, {"l2"}},
 		external: [3]bool{true, false, false},
 	}
 }
@@ -123,14 +127,18 @@ func firstIP(ips any) netip.Addr {
 
 // TestRoutersTwoProjectsSameCIDR is issue 4's two-project scenario with the
 // real binary on three nodes: node1 the network node (server, l2, dhcp,
-// l3, br-ex on the bed's external network), node2 and node3 compute nodes.
-// Two projects each make a network 10.0.0.0/24, a router with its gateway
-// on the shared external flat network and a VM at 10.0.0.5, one on node2,
-// one on node3. Each VM reaches the outside host through SNAT, which sees
-// the router's gateway IP; the outside host reaches each VM by its
-// floating IP, and no more once it is disassociated; VMs in two subnets
-// behind one router reach each other; deleting a router removes its
-// namespace, its NAT table and its OVS ports on node1.
+// l3, metadata, br-ex on the bed's external network), node2 and node3
+// compute nodes. Two projects each make a network 10.0.0.0/24, a router
+// with its gateway on the shared external flat network and a VM at
+// 10.0.0.5, one on node2, one on node3. Each VM reaches the outside host
+// through SNAT, which sees the router's gateway IP; each gets its own
+// metadata (OpenStack and EC2 paths) although their IPs are equal, even
+// sending headers that name the other; the outside host reaches each VM
+// by its floating IP, and no more once it is disassociated; VMs in two
+// subnets behind one router reach each other; a VM on a network without
+// a router gets its metadata through the DHCP namespace; deleting a
+// router removes its namespace, its NAT table and its OVS ports on node1;
+// at the end nothing is left.
 func TestRoutersTwoProjectsSameCIDR(t *testing.T) {
 	c := newCluster(t, networkNodeSpec())
 	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
@@ -193,7 +201,10 @@ func TestRoutersTwoProjectsSameCIDR(t *testing.T) {
 
 		name := c.bed.Prefix + "-" + project
 		nd.vms = append(nd.vms, name)
-		nd.vmRun("create", "--network", netID, "--project", project, "--fixed-ip", "10.0.0.5", name)
+		key := writeFile(t, t.TempDir(), "key.pub", sshKey(project)+"\n")
+		userData := writeFile(t, t.TempDir(), "user-data", "#cloud-config for "+project+"\n")
+		nd.vmRun("create", "--network", netID, "--project", project, "--fixed-ip", "10.0.0.5",
+			"--key", key, "--user-data", userData, name)
 		tn.vm = nd.vm(name)
 		if ip := checkLease(t, c, tn.vm); ip != netip.MustParseAddr("10.0.0.5") {
 			t.Fatalf("%s's VM got %s; want 10.0.0.5", project, ip)
@@ -222,6 +233,27 @@ func TestRoutersTwoProjectsSameCIDR(t *testing.T) {
 		}
 	})
 
+	t.Run("metadata: each VM gets its own, whatever headers it sends", func(t *testing.T) {
+		for _, tn := range []*tenant{a, b} {
+			other := b
+			if tn == b {
+				other = a
+			}
+			checkOwnMetadata(t, tn.vm, tn.project, sshKey(tn.project), nil)
+			// Headers naming the other project's router and instance.
+			checkOwnMetadata(t, tn.vm, tn.project, sshKey(tn.project), map[string]string{
+				"X-Forwarded-For": "10.0.0.5", "X-Neutron-Router-ID": other.router, "X-Neutron-Network-ID": other.vm.NetworkID,
+				"X-Instance-ID": other.vm.InstanceID, "X-Tenant-ID": other.project, "X-Instance-ID-Signature": "00",
+			})
+			if got := metadata(t, tn.vm, "/latest/meta-data/hostname", nil); got != tn.vm.Name {
+				t.Errorf("%s: EC2 hostname %q; want %q", tn.vm.Name, got, tn.vm.Name)
+			}
+			if got := metadata(t, tn.vm, "/openstack/latest/user_data", nil); got != "#cloud-config for "+tn.project+"\n" {
+				t.Errorf("%s: user data %q", tn.vm.Name, got)
+			}
+		}
+	})
+
 	fips := map[*tenant]struct {
 		id   string
 		addr netip.Addr
@@ -247,6 +279,9 @@ func TestRoutersTwoProjectsSameCIDR(t *testing.T) {
 			waitFor(t, 20*time.Second, "floating IP "+fip.String()+" ACTIVE", func() bool {
 				return c.api.Do("GET", apitest.Path("floatingips", fips[tn].id), nil).Item("floatingip")["status"] == "ACTIVE"
 			})
+			if got := metadata(t, tn.vm, "/latest/meta-data/public-ipv4", nil); got != fip.String() {
+				t.Errorf("%s: EC2 public-ipv4 %q; want its floating IP %s", tn.vm.Name, got, fip)
+			}
 		}
 	})
 	if t.Failed() {
@@ -301,6 +336,21 @@ func TestRoutersTwoProjectsSameCIDR(t *testing.T) {
 		if got, err := ask(b.vm.Namespace, netip.AddrPortFrom(a2IP, peerPort)); err == nil {
 			t.Errorf("project B's VM reached project A's second subnet (answer %q)", got)
 		}
+	})
+
+	t.Run("metadata on an isolated network, through the DHCP namespace", func(t *testing.T) {
+		netID := apitest.S(a.api.Create("networks", "network", map[string]any{"name": "isolated"})["id"])
+		c.mu.Lock()
+		c.networks = append(c.networks, netID)
+		c.mu.Unlock()
+		a.api.Create("subnets", "subnet", map[string]any{"network_id": netID, "cidr": "10.2.0.0/24", "ip_version": 4})
+		name := c.bed.Prefix + "-iso"
+		n3.vms = append(n3.vms, name)
+		key := writeFile(t, t.TempDir(), "key.pub", sshKey("iso")+"\n")
+		n3.vmRun("create", "--network", netID, "--project", a.project, "--key", key, name)
+		iso := n3.vm(name)
+		checkLease(t, c, iso)
+		checkOwnMetadata(t, iso, a.project, sshKey("iso"), map[string]string{"X-Neutron-Router-ID": a.router, "X-Instance-ID": a.vm.InstanceID})
 	})
 
 	t.Run("deleting a router removes its namespace and rules on node1", func(t *testing.T) {
@@ -363,6 +413,73 @@ func TestRoutersTwoProjectsSameCIDR(t *testing.T) {
 		}
 	})
 }
+
+// metadata fetches path from 169.254.169.254 inside the VM with the given
+// extra headers and returns the body; it retries for a while (listeners
+// and routes come moments after the VM) and fails the test otherwise.
+func metadata(t *testing.T, v vm.VM, path string, headers map[string]string) string {
+	t.Helper()
+	hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
+			err = netns.Do(v.Namespace, func() (err error) {
+				conn, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+				return err
+			})
+			return conn, err
+		},
+	}}
+	var last string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, err := http.NewRequest("GET", "http://169.254.169.254"+path, nil)
+		must(t, err)
+		for k, val := range headers {
+			req.Header.Set(k, val)
+		}
+		resp, err := hc.Do(req)
+		if err == nil {
+			body, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if rerr == nil && resp.StatusCode == http.StatusOK {
+				return string(body)
+			}
+			last = fmt.Sprintf("status %d: %s", resp.StatusCode, body)
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: GET http://169.254.169.254%s: %s", v.Name, path, last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// checkOwnMetadata fails unless the VM's meta_data.json names the VM
+// itself: its name as hostname, its uuid, its project and its key.
+func checkOwnMetadata(t *testing.T, v vm.VM, project, key string, headers map[string]string) {
+	t.Helper()
+	var md struct {
+		UUID       string            `json:"uuid"`
+		Name       string            `json:"name"`
+		Hostname   string            `json:"hostname"`
+		ProjectID  string            `json:"project_id"`
+		PublicKeys map[string]string `json:"public_keys"`
+	}
+	body := metadata(t, v, "/openstack/latest/meta_data.json", headers)
+	if err := json.Unmarshal([]byte(body), &md); err != nil {
+		t.Fatalf("%s: meta_data.json: %v: %s", v.Name, err, body)
+	}
+	if md.UUID != v.InstanceID || md.Name != v.Name || md.Hostname != v.Name || md.ProjectID != project {
+		t.Errorf("%s (uuid %s, project %s) got the metadata of %+v (headers %v)", v.Name, v.InstanceID, project, md, headers)
+	}
+	if len(md.PublicKeys) != 1 || strings.TrimSpace(md.PublicKeys["default"]) != key {
+		t.Errorf("%s: public keys %v; want its own", v.Name, md.PublicKeys)
+	}
+}
+
+// sshKey is a public key line naming its owner.
+func sshKey(owner string) string { return "ssh-ed25519 AAAAC3" + owner + " " + owner }
 
 // natRules counts the rules of the l3 role's nftables table in ns.
 func natRules(ns string) (int, error) {
