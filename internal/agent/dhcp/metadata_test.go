@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"net/netip"
 	"slices"
 	"testing"
 
@@ -28,5 +29,24 @@ func TestBuildTableIsolatedMetadataRoute(t *testing.T) {
 	l = onlyLease(t, BuildTable(n, n.DHCPPort, Settings{IsolatedMetadata: true}), "fa:16:3e:00:00:05")
 	if slices.Contains(l.Routes, route("169.254.169.254/32", "10.0.0.2")) {
 		t.Errorf("a network with a router gets metadata through it: routes %v", l.Routes)
+	}
+}
+
+// The DHCP port of an isolated network holds the metadata address too
+// (the role's address reconciliation would otherwise remove it).
+func TestPlumbingIsolatedMetadataAddress(t *testing.T) {
+	n := testNetwork()
+	meta := netip.MustParsePrefix("169.254.169.254/32")
+	cfg := Config{Settings: Settings{IsolatedMetadata: true}}
+	p, err := cfg.plumbingFor(n)
+	if err != nil || !slices.Contains(p.Addrs, meta) {
+		t.Fatalf("isolated network: %+v %v", p, err)
+	}
+	if p, _ := (Config{}).plumbingFor(n); slices.Contains(p.Addrs, meta) {
+		t.Errorf("without enable_isolated_metadata: %v", p.Addrs)
+	}
+	n.Ports = append(n.Ports, msg.Port{ID: "router-if", NetworkID: "net-1", DeviceOwner: "network:router_interface"})
+	if p, _ := cfg.plumbingFor(n); slices.Contains(p.Addrs, meta) {
+		t.Errorf("network with a router: %v", p.Addrs)
 	}
 }

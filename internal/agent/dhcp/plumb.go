@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/neutrino-sdn/neutrino/internal/agent/metadata"
 	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/ovs"
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/vif"
@@ -54,6 +55,11 @@ func (c Config) plumbingFor(n msg.DHCPNetwork) (*plumbing, error) {
 				p.Addrs = append(p.Addrs, netip.PrefixFrom(addr, pfx.Bits()))
 			}
 		}
+	}
+	if c.IsolatedMetadata && len(p.Addrs) > 0 && metadata.IsolatedNetwork(n) {
+		// The metadata role listens on it; as Neutron's DHCP agent, the
+		// port holds it so that the guests' route to it ends here.
+		p.Addrs = append(p.Addrs, netip.MustParsePrefix(metadata.Address+"/32"))
 	}
 	slices.SortFunc(p.Addrs, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
 	return p, nil
