@@ -31,6 +31,7 @@ const (
 	// the outside host answers with the address the connection came from.
 	whoPort  = 7300
 	peerPort = 7301
+	echoPort = 7302
 )
 
 // networkNodeSpec: node1 is the network node (server, l2, dhcp, l3,
@@ -288,9 +289,39 @@ func TestRoutersTwoProjectsSameCIDR(t *testing.T) {
 		return
 	}
 
-	t.Run("disassociating a floating IP stops it", func(t *testing.T) {
+	t.Run("disassociating a floating IP stops it, established connections too", func(t *testing.T) {
 		fa := fips[a]
+		// A connection from the outside host through the floating IP,
+		// established before the disassociation.
+		echo := testbed.ServeTCPEcho(t, a.vm.Namespace, netip.AddrPortFrom(netip.IPv4Unspecified(), echoPort))
+		var conn net.Conn
+		must(t, netns.Do(outside.Netns, func() (err error) {
+			conn, err = net.DialTimeout("tcp4", netip.AddrPortFrom(fa.addr, echo.Port()).String(), 5*time.Second)
+			return err
+		}))
+		defer conn.Close()
+		roundTrip := func(b byte) error {
+			conn.SetDeadline(time.Now().Add(2 * time.Second))
+			if _, err := conn.Write([]byte{b}); err != nil {
+				return err
+			}
+			got := make([]byte, 1)
+			if _, err := io.ReadFull(conn, got); err != nil {
+				return err
+			}
+			if got[0] != b {
+				return fmt.Errorf("echoed %q for %q", got, b)
+			}
+			return nil
+		}
+		must(t, roundTrip('x'))
+
 		a.api.Must(200, "PUT", apitest.Path("floatingips", fa.id), map[string]any{"floatingip": map[string]any{"port_id": nil}})
+		// The API answered after the router's notification was queued;
+		// the agent applies it moments later, so look for a while.
+		waitFor(t, 10*time.Second, "the established connection through the disassociated floating IP cut", func() bool {
+			return roundTrip('y') != nil
+		})
 		waitFor(t, 10*time.Second, "the disassociated floating IP unreachable", func() bool {
 			_, err := ask(outside.Netns, netip.AddrPortFrom(fa.addr, whoPort))
 			return err != nil
