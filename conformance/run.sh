@@ -84,6 +84,12 @@ stop_all() {
 		fi
 		wait "$pid" 2>/dev/null || true
 	done
+	# The all-in-one's agents leave namespaces, bridges and OVS state:
+	# `neutrino down` removes what its `up` made.
+	if [[ -n ${NEUTRINO_STATE:-} && -x ${NEUTRINO_BIN:-} ]]; then
+		"$NEUTRINO_BIN" down --state-dir "$NEUTRINO_STATE" >>"$RUN_DIR/logs/neutrino-down.log" 2>&1 ||
+			log "neutrino down failed; see $RUN_DIR/logs/neutrino-down.log"
+	fi
 }
 trap stop_all EXIT
 trap 'exit 130' INT
@@ -311,10 +317,21 @@ main() {
 	source "$RUN_DIR/keystone.env"
 	log "Keystone $KEYSTONE_URL ready after $((SECONDS - t0)) s"
 
-	log "starting neutrino server --auth keystone on $NEUTRINO_URL"
 	mkdir -p "$RUN_DIR/neutrino"
-	setsid "$RUN_DIR/bin/neutrino" server --auth keystone --keystone-url "$KEYSTONE_URL" \
-		--listen "127.0.0.1:$port" --state-dir "$RUN_DIR/neutrino" >"$RUN_DIR/logs/neutrino.log" 2>&1 &
+	if [[ ${AGENTS:-1} == 1 ]]; then
+		# The all-in-one: the server and an agent with every role (l2,
+		# dhcp, l3, metadata) on an Open vSwitch of its own, for the tests
+		# that need live agents (agent management, DHCP and L3 agent
+		# scheduling, router interface status).
+		log "starting neutrino up --auth keystone (server and agents) on $NEUTRINO_URL"
+		NEUTRINO_BIN=$RUN_DIR/bin/neutrino NEUTRINO_STATE=$RUN_DIR/neutrino
+		setsid "$RUN_DIR/bin/neutrino" up --auth keystone --keystone-url "$KEYSTONE_URL" \
+			--listen "127.0.0.1:$port" --nats-listen "" --state-dir "$RUN_DIR/neutrino" >"$RUN_DIR/logs/neutrino.log" 2>&1 &
+	else
+		log "starting neutrino server --auth keystone on $NEUTRINO_URL"
+		setsid "$RUN_DIR/bin/neutrino" server --auth keystone --keystone-url "$KEYSTONE_URL" \
+			--listen "127.0.0.1:$port" --state-dir "$RUN_DIR/neutrino" >"$RUN_DIR/logs/neutrino.log" 2>&1 &
+	fi
 	local nt_pid=$!
 	started neutrino "$nt_pid"
 	for _ in $(seq 1 120); do
