@@ -9,7 +9,8 @@
 #   1. installs the Debian packages it needs when they are missing;
 #   2. builds neutrino and the two helpers of this directory (keystone, report);
 #   3. starts a private Keystone (SQLite, uwsgi) whose catalog lists neutrino
-#      as the network service, then `neutrino server --auth keystone`;
+#      as the network service, then `neutrino up --auth keystone` (the server
+#      and an agent with every role; AGENTS=0: `neutrino server` alone);
 #   4. creates the external flat network `public` (and its subnet) that the
 #      floating IP tests need, as an admin;
 #   5. writes a Tempest workspace whose tempest.conf describes this cloud,
