@@ -94,6 +94,14 @@ func Register(svc *service.Service, conn *bus.Conn, opts Options) (*Server, erro
 		}
 		s.unsub = append(s.unsub, unsub)
 	}
+	// The subscriptions must reach NATS before anyone is told the server
+	// is up, or an agent's first call finds no responder.
+	fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := conn.Flush(fctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("agentrpc: %w", err)
+	}
 	return s, nil
 }
 

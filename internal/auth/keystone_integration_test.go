@@ -42,6 +42,10 @@ func TestKeystoneIntegration(t *testing.T) {
 	projA, userA := ks.CreateProjectUser(t, "project-a", "alice", "alice-secret", "member")
 	projB, userB := ks.CreateProjectUser(t, "project-b", "bob", "bob-secret", "member", "reader")
 	ks.CreateProjectUser(t, "service", "neutron", "neutron-secret", "service")
+	// Keystone revokes a user's tokens issued in the second their password
+	// was set (its revocation events have one-second resolution): tokens
+	// issued at once may be rejected moments later.
+	time.Sleep(1100 * time.Millisecond)
 	tokA := ks.Token(t, "alice", "alice-secret", "project-a")
 	tokB := ks.Token(t, "bob", "bob-secret", "project-b")
 	tokAdmin := ks.Token(t, ks.AdminUser, ks.AdminPassword, ks.AdminProject)

@@ -3,6 +3,7 @@ package l3_test
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/neutrino-sdn/neutrino/internal/apitest"
@@ -286,7 +287,14 @@ func testExtraRoutes(t *testing.T, srv *apitest.Server) {
 	expect(t, setRoutes(tp.c, tp.rtrID, route("192.168.0.0/24", "10.0.0.5")), 400, "InvalidRoutes")
 	expect(t, addInterface(tp.c, tp.rtrID, map[string]any{"subnet_id": tp.subID}), 200, "")
 
-	up := setRoutes(tp.c, tp.rtrID, route("192.168.0.0/24", "10.0.0.5"), route("0.0.0.0/0", "203.0.113.254"))
+	// A nexthop on the external subnet that is not the router's own
+	// (random) gateway address.
+	nexthop := "203.0.113.254"
+	gw := tp.admin.Must(200, "GET", "/v2.0/routers/"+tp.rtrID, nil)["router"].(map[string]any)["external_gateway_info"]
+	if strings.Contains(fmt.Sprint(gw), nexthop) {
+		nexthop = "203.0.113.253"
+	}
+	up := setRoutes(tp.c, tp.rtrID, route("192.168.0.0/24", "10.0.0.5"), route("0.0.0.0/0", nexthop))
 	expect(t, up, 200, "")
 	if got := up.Item("router")["routes"].([]any); len(got) != 2 {
 		t.Fatalf("routes: %s", up.Raw)
