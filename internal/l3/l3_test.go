@@ -3,7 +3,6 @@ package l3_test
 import (
 	"fmt"
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/neutrino-sdn/neutrino/internal/apitest"
@@ -46,6 +45,26 @@ func setup(t *testing.T, srv *apitest.Server) *topology {
 // ports lists the ports matching a query string.
 func ports(c *apitest.Client, query string) []map[string]any {
 	return c.Do("GET", "/v2.0/ports?"+query, nil).Items("ports")
+}
+
+// unusedAddress returns the first candidate that no port on the network
+// holds: IPAM picks addresses at random, so a test that chooses one must
+// step around those already given out.
+func unusedAddress(t *testing.T, c *apitest.Client, networkID string, candidates ...string) string {
+	t.Helper()
+	held := map[string]bool{}
+	for _, p := range ports(c, "network_id="+networkID) {
+		for _, ip := range fixedIPs(p) {
+			held[apitest.S(ip["ip_address"])] = true
+		}
+	}
+	for _, a := range candidates {
+		if !held[a] {
+			return a
+		}
+	}
+	t.Fatalf("all of %v are in use on network %s", candidates, networkID)
+	return ""
 }
 
 func fixedIPs(port map[string]any) []map[string]any {
@@ -289,11 +308,7 @@ func testExtraRoutes(t *testing.T, srv *apitest.Server) {
 
 	// A nexthop on the external subnet that is not the router's own
 	// (random) gateway address.
-	nexthop := "203.0.113.254"
-	gw := tp.admin.Must(200, "GET", "/v2.0/routers/"+tp.rtrID, nil)["router"].(map[string]any)["external_gateway_info"]
-	if strings.Contains(fmt.Sprint(gw), nexthop) {
-		nexthop = "203.0.113.253"
-	}
+	nexthop := unusedAddress(t, tp.admin, tp.extID, "203.0.113.254", "203.0.113.253")
 	up := setRoutes(tp.c, tp.rtrID, route("192.168.0.0/24", "10.0.0.5"), route("0.0.0.0/0", nexthop))
 	expect(t, up, 200, "")
 	if got := up.Item("router")["routes"].([]any); len(got) != 2 {
@@ -427,12 +442,14 @@ func testFloatingIPs(t *testing.T, srv *apitest.Server) {
 
 	// Only external networks with IPv4 subnets give floating IPs.
 	expect(t, tp.c.Do("POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": id(tp.net)}}), 400, "BadRequest")
-	// A chosen address that is taken.
-	f1 := tp.c.Create("floatingips", "floatingip", map[string]any{"floating_network_id": tp.extID, "floating_ip_address": "203.0.113.77"})
-	if f1["floating_ip_address"] != "203.0.113.77" {
+	// A chosen address that is taken. The router's gateway holds a random
+	// address of the same subnet, so the chosen one avoids it.
+	chosen := unusedAddress(t, tp.admin, tp.extID, "203.0.113.77", "203.0.113.78")
+	f1 := tp.c.Create("floatingips", "floatingip", map[string]any{"floating_network_id": tp.extID, "floating_ip_address": chosen})
+	if f1["floating_ip_address"] != chosen {
 		t.Fatalf("chosen address: %v", f1)
 	}
-	expect(t, tp.c.Do("POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": tp.extID, "floating_ip_address": "203.0.113.77"}}), 409, "")
+	expect(t, tp.c.Do("POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": tp.extID, "floating_ip_address": chosen}}), 409, "IpAddressAlreadyAllocated")
 	// From a chosen subnet.
 	f2 := tp.c.Create("floatingips", "floatingip", map[string]any{"floating_network_id": tp.extID, "subnet_id": id(tp.extSub)})
 	if fp := ports(tp.admin, "device_id="+id(f2)); len(fp) != 1 || fixedIPs(fp[0])[0]["subnet_id"] != id(tp.extSub) {
