@@ -244,7 +244,10 @@ func TestIntegrationMetadata(t *testing.T) {
 	// address).
 	c := b.srv.Client(t, "project-c")
 	netC := apitest.S(c.Create("networks", "network", map[string]any{"name": "isolated"})["id"])
-	subC := apitest.S(c.Create("subnets", "subnet", map[string]any{"network_id": netC, "cidr": "10.9.0.0/24", "ip_version": 4})["id"])
+	// The pool leaves out 10.9.0.5, vmC's address: the DHCP port takes a
+	// random pool address first.
+	subC := apitest.S(c.Create("subnets", "subnet", map[string]any{"network_id": netC, "cidr": "10.9.0.0/24", "ip_version": 4,
+		"allocation_pools": []any{map[string]any{"start": "10.9.0.100", "end": "10.9.0.254"}}})["id"])
 	var dhcpIP string
 	waitFor(t, "the DHCP port", func() error {
 		ports := b.admin.Do("GET", "/v2.0/ports?device_owner=network:dhcp&network_id="+netC, nil).Items("ports")
