@@ -439,9 +439,12 @@ func TestAllInOneVMs(t *testing.T) {
 
 	var net struct{ Network struct{ ID string } }
 	a.mustCall(http.MethodPost, "/v2.0/networks", map[string]any{"network": map[string]any{"name": "e2e-net"}}, &net)
+	// The pool leaves out 10.10.0.50, which vm2 asks for: the DHCP port
+	// and vm1 take random pool addresses first.
 	var subnet struct{ Subnet struct{ ID string } }
 	a.mustCall(http.MethodPost, "/v2.0/subnets", map[string]any{"subnet": map[string]any{
-		"network_id": net.Network.ID, "cidr": "10.10.0.0/24", "ip_version": 4, "name": "e2e-subnet"}}, &subnet)
+		"network_id": net.Network.ID, "cidr": "10.10.0.0/24", "ip_version": 4, "name": "e2e-subnet",
+		"allocation_pools": []any{map[string]any{"start": "10.10.0.100", "end": "10.10.0.254"}}}}, &subnet)
 
 	suffix := randomSuffix(t)
 	vm1, vm2, vm3 := "e2e"+suffix+"a", "e2e"+suffix+"b", "e2e"+suffix+"c"
