@@ -187,8 +187,11 @@ func TestRoutersTwoProjectsSameCIDR(t *testing.T) {
 		c.mu.Lock()
 		c.networks = append(c.networks, netID)
 		c.mu.Unlock()
+		// The pool leaves out 10.0.0.5, the VM's chosen address: the
+		// DHCP port takes a random pool address before the VM is made.
 		tn.subnet = apitest.S(tn.api.Create("subnets", "subnet", map[string]any{
 			"network_id": netID, "cidr": "10.0.0.0/24", "ip_version": 4, "name": "net",
+			"allocation_pools": []any{map[string]any{"start": "10.0.0.10", "end": "10.0.0.254"}},
 		})["id"])
 		router := tn.api.Create("routers", "router", map[string]any{
 			"name": "r", "external_gateway_info": map[string]any{"network_id": extID},
