@@ -37,6 +37,20 @@ func checkLease(t *testing.T, c *cluster, v vm.VM) netip.Addr {
 	return netip.MustParseAddr(want)
 }
 
+// heldAddresses are the fixed IPs every port of the network holds (VMs,
+// the DHCP port, router ports): IPAM gives addresses out at random, so a
+// test that picks an address no one holds must step around these.
+func (c *cluster) heldAddresses(netID string) map[string]bool {
+	c.t.Helper()
+	held := map[string]bool{}
+	for _, p := range c.api.Do("GET", "/v2.0/ports?network_id="+netID, nil).Items("ports") {
+		for _, f := range p["fixed_ips"].([]any) {
+			held[apitest.S(f.(map[string]any)["ip_address"])] = true
+		}
+	}
+	return held
+}
+
 // TestTenantNetworksAcrossNodes: VMs on one VXLAN network on node2 and
 // node3 get their API addresses by DHCP from node1 and reach each other
 // with ping and TCP; a second network with the same CIDR is isolated (a
@@ -92,12 +106,7 @@ func TestTenantNetworksAcrossNodes(t *testing.T) {
 		// Addresses that only red VMs hold are unreachable from blue. Any
 		// blue port (a VM or the DHCP port) may hold the same address on
 		// its own network: those are skipped.
-		blueHeld := map[string]bool{}
-		for _, p := range c.api.Do("GET", "/v2.0/ports?network_id="+apitest.S(blue["id"]), nil).Items("ports") {
-			for _, f := range p["fixed_ips"].([]any) {
-				blueHeld[apitest.S(f.(map[string]any)["ip_address"])] = true
-			}
-		}
+		blueHeld := c.heldAddresses(apitest.S(blue["id"]))
 		for _, ip := range []netip.Addr{r2IP, r3IP} {
 			if blueHeld[ip.String()] {
 				continue

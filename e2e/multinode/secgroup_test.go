@@ -129,9 +129,22 @@ func TestSecurityGroupsAcrossNodes(t *testing.T) {
 				t.Fatalf("%s: ip addr add %s: %v: %s", v.Name, cidr, err, out)
 			}
 		}
+		// Two addresses of the subnet that no port holds: the DHCP port's
+		// and the VMs' were given out at random. Seven candidates, four
+		// ports: at least three are free.
+		held := c.heldAddresses(apitest.S(net["id"]))
+		var free []netip.Addr
+		for _, a := range []string{"10.80.0.250", "10.80.0.251", "10.80.0.252", "10.80.0.253", "10.80.0.254", "10.80.0.249", "10.80.0.248"} {
+			if !held[a] {
+				free = append(free, netip.MustParseAddr(a))
+			}
+		}
+		if len(free) < 2 {
+			t.Fatalf("no two free addresses among the candidates; held: %v", held)
+		}
 		// d2 sends from an address that is not its own: dropped, even to
 		// the unfiltered DHCP port.
-		spoofed := netip.MustParseAddr("10.80.0.250")
+		spoofed := free[0]
 		addAddr(d2, spoofed.String()+"/24")
 		if pingsFrom(d2, spoofed, dhcpIP) {
 			t.Error("d2 reached the DHCP port from a spoofed source")
@@ -146,7 +159,7 @@ func TestSecurityGroupsAcrossNodes(t *testing.T) {
 		c.api.Must(200, "PUT", "/v2.0/ports/"+d3.PortID, map[string]any{"port": map[string]any{
 			"security_groups": []any{}, "port_security_enabled": false,
 		}})
-		other := netip.MustParseAddr("10.80.0.251")
+		other := free[1]
 		addAddr(d3, other.String()+"/24")
 		waitFor(t, 10*time.Second, "d3 without port security reaches the DHCP port from any address", func() bool { return pingsFrom(d3, other, dhcpIP) })
 		if !pingsFrom(w2, netip.Addr{}, d3IP) {
