@@ -69,21 +69,21 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("PUT /v2.0/quotas/{project}", s.authed(s.updateQuota))
 	s.mux.HandleFunc("DELETE /v2.0/quotas/{project}", s.authed(s.deleteQuota))
 
-	s.mux.HandleFunc("GET /v2.0/{plural}", s.authed(s.list))
-	s.mux.HandleFunc("POST /v2.0/{plural}", s.authed(s.create))
-	s.mux.HandleFunc("GET /v2.0/{plural}/{id}", s.authed(s.show))
-	s.mux.HandleFunc("PUT /v2.0/{plural}/{id}", s.authed(s.update))
-	s.mux.HandleFunc("DELETE /v2.0/{plural}/{id}", s.authed(s.delete))
-	s.mux.HandleFunc("PUT /v2.0/{plural}/{id}/{action}", s.authed(s.action))
+	s.mux.HandleFunc("GET /v2.0/{plural}", s.authed(s.withResource(s.list)))
+	s.mux.HandleFunc("POST /v2.0/{plural}", s.authed(s.withResource(s.create)))
+	s.mux.HandleFunc("GET /v2.0/{plural}/{id}", s.authed(s.withResource(s.show)))
+	s.mux.HandleFunc("PUT /v2.0/{plural}/{id}", s.authed(s.withResource(s.update)))
+	s.mux.HandleFunc("DELETE /v2.0/{plural}/{id}", s.authed(s.withResource(s.delete)))
+	s.mux.HandleFunc("PUT /v2.0/{plural}/{id}/{action}", s.authed(s.withResource(s.action)))
 
 	// One pattern for GET /v2.0/x/y/z: quotas/{p}/details and …/{id}/tags
 	// would otherwise overlap.
 	s.mux.HandleFunc("GET /v2.0/{plural}/{id}/{sub}", s.authed(s.getSub))
-	s.mux.HandleFunc("PUT /v2.0/{plural}/{id}/tags", s.authed(s.replaceTags))
-	s.mux.HandleFunc("DELETE /v2.0/{plural}/{id}/tags", s.authed(s.deleteAllTags))
-	s.mux.HandleFunc("GET /v2.0/{plural}/{id}/tags/{tag}", s.authed(s.checkTag))
-	s.mux.HandleFunc("PUT /v2.0/{plural}/{id}/tags/{tag}", s.authed(s.addTag))
-	s.mux.HandleFunc("DELETE /v2.0/{plural}/{id}/tags/{tag}", s.authed(s.deleteTag))
+	s.mux.HandleFunc("PUT /v2.0/{plural}/{id}/tags", s.authed(s.withResource(s.replaceTags)))
+	s.mux.HandleFunc("DELETE /v2.0/{plural}/{id}/tags", s.authed(s.withResource(s.deleteAllTags)))
+	s.mux.HandleFunc("GET /v2.0/{plural}/{id}/tags/{tag}", s.authed(s.withResource(s.checkTag)))
+	s.mux.HandleFunc("PUT /v2.0/{plural}/{id}/tags/{tag}", s.authed(s.withResource(s.addTag)))
+	s.mux.HandleFunc("DELETE /v2.0/{plural}/{id}/tags/{tag}", s.authed(s.withResource(s.deleteTag)))
 }
 
 type ctxKey struct{}
@@ -223,12 +223,33 @@ func decodeBody(r *http.Request) (map[string]any, error) {
 	return m, nil
 }
 
-func (s *Server) resourceOf(r *http.Request) (*resource.Resource, error) {
-	res := s.svc.Registry().ByPlural(r.PathValue("plural"))
-	if res == nil {
-		return nil, fault.NotFound("HTTPNotFound", "The resource could not be found.")
+// resourceHandler serves a route on one collection: {plural} resolved.
+type resourceHandler func(w http.ResponseWriter, r *http.Request, c *service.Call, res *resource.Resource) error
+
+// withResource resolves {plural} before fn runs, so that an unknown
+// collection is a 404 whatever the method or body.
+func (s *Server) withResource(fn resourceHandler) func(w http.ResponseWriter, r *http.Request, c *service.Call) error {
+	return func(w http.ResponseWriter, r *http.Request, c *service.Call) error {
+		res := s.svc.Registry().ByPlural(r.PathValue("plural"))
+		if res == nil {
+			return fault.NotFound("HTTPNotFound", "The resource could not be found.")
+		}
+		return fn(w, r, c, res)
 	}
-	return res, nil
+}
+
+// decodeWrapped reads a body that is exactly {key: {...}} and returns the
+// inner object.
+func decodeWrapped(r *http.Request, key string) (map[string]any, error) {
+	body, err := decodeBody(r)
+	if err != nil {
+		return nil, err
+	}
+	m, ok := body[key].(map[string]any)
+	if !ok || len(body) != 1 {
+		return nil, fault.BadRequest("Unable to find '%s' in request body", key)
+	}
+	return m, nil
 }
 
 // baseURL is the scheme://host the client used, for links.
@@ -277,11 +298,7 @@ func (s *Server) showExtension(w http.ResponseWriter, r *http.Request, _ *servic
 	return fault.NotFound("HTTPNotFound", "Extension with alias %s does not exist", r.PathValue("alias"))
 }
 
-func (s *Server) list(w http.ResponseWriter, r *http.Request, c *service.Call) error {
-	res, err := s.resourceOf(r)
-	if err != nil {
-		return err
-	}
+func (s *Server) list(w http.ResponseWriter, r *http.Request, c *service.Call, res *resource.Resource) error {
 	q, err := service.ParseQuery(res, r.URL.Query())
 	if err != nil {
 		return err
@@ -338,11 +355,7 @@ func pageLinks(r *http.Request, q *service.Query, page *service.Page) []any {
 	return out
 }
 
-func (s *Server) show(w http.ResponseWriter, r *http.Request, c *service.Call) error {
-	res, err := s.resourceOf(r)
-	if err != nil {
-		return err
-	}
+func (s *Server) show(w http.ResponseWriter, r *http.Request, c *service.Call, res *resource.Resource) error {
 	obj, err := s.svc.Show(r.Context(), c, res, r.PathValue("id"))
 	if err != nil {
 		return err
@@ -366,11 +379,7 @@ func fieldsOf(r *http.Request) []string {
 	return out
 }
 
-func (s *Server) create(w http.ResponseWriter, r *http.Request, c *service.Call) error {
-	res, err := s.resourceOf(r)
-	if err != nil {
-		return err
-	}
+func (s *Server) create(w http.ResponseWriter, r *http.Request, c *service.Call, res *resource.Resource) error {
 	body, err := decodeBody(r)
 	if err != nil {
 		return err
@@ -438,18 +447,10 @@ func ifMatch(r *http.Request) (int64, error) {
 	return service.AnyRevision, nil
 }
 
-func (s *Server) update(w http.ResponseWriter, r *http.Request, c *service.Call) error {
-	res, err := s.resourceOf(r)
+func (s *Server) update(w http.ResponseWriter, r *http.Request, c *service.Call, res *resource.Resource) error {
+	m, err := decodeWrapped(r, res.Singular)
 	if err != nil {
 		return err
-	}
-	body, err := decodeBody(r)
-	if err != nil {
-		return err
-	}
-	m, ok := body[res.Singular].(map[string]any)
-	if !ok || len(body) != 1 {
-		return fault.BadRequest("Unable to find '%s' in request body", res.Singular)
 	}
 	rev, err := ifMatch(r)
 	if err != nil {
@@ -463,11 +464,7 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, c *service.Call)
 	return nil
 }
 
-func (s *Server) delete(w http.ResponseWriter, r *http.Request, c *service.Call) error {
-	res, err := s.resourceOf(r)
-	if err != nil {
-		return err
-	}
+func (s *Server) delete(w http.ResponseWriter, r *http.Request, c *service.Call, res *resource.Resource) error {
 	rev, err := ifMatch(r)
 	if err != nil {
 		return err
@@ -479,11 +476,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, c *service.Call)
 	return nil
 }
 
-func (s *Server) action(w http.ResponseWriter, r *http.Request, c *service.Call) error {
-	res, err := s.resourceOf(r)
-	if err != nil {
-		return err
-	}
+func (s *Server) action(w http.ResponseWriter, r *http.Request, c *service.Call, res *resource.Resource) error {
 	body, err := decodeBody(r)
 	if err != nil {
 		return err

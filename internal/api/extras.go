@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/neutrino-sdn/neutrino/internal/fault"
+	"github.com/neutrino-sdn/neutrino/internal/resource"
 	"github.com/neutrino-sdn/neutrino/internal/service"
 )
 
@@ -18,16 +19,12 @@ func (s *Server) getSub(w http.ResponseWriter, r *http.Request, c *service.Call)
 	case plural == "quotas" && sub == "default":
 		return s.showQuotaDefault(w, r, c)
 	case sub == "tags":
-		return s.getTags(w, r, c)
+		return s.withResource(s.getTags)(w, r, c)
 	}
 	return fault.NotFound("HTTPNotFound", "The resource could not be found.")
 }
 
-func (s *Server) getTags(w http.ResponseWriter, r *http.Request, c *service.Call) error {
-	res, err := s.resourceOf(r)
-	if err != nil {
-		return err
-	}
+func (s *Server) getTags(w http.ResponseWriter, r *http.Request, c *service.Call, res *resource.Resource) error {
 	tags, err := s.svc.Tags(r.Context(), c, res, r.PathValue("id"))
 	if err != nil {
 		return err
@@ -43,11 +40,7 @@ func nonNil(t []string) []string {
 	return t
 }
 
-func (s *Server) replaceTags(w http.ResponseWriter, r *http.Request, c *service.Call) error {
-	res, err := s.resourceOf(r)
-	if err != nil {
-		return err
-	}
+func (s *Server) replaceTags(w http.ResponseWriter, r *http.Request, c *service.Call, res *resource.Resource) error {
 	body, err := decodeBody(r)
 	if err != nil {
 		return err
@@ -72,11 +65,7 @@ func (s *Server) replaceTags(w http.ResponseWriter, r *http.Request, c *service.
 	return nil
 }
 
-func (s *Server) deleteAllTags(w http.ResponseWriter, r *http.Request, c *service.Call) error {
-	res, err := s.resourceOf(r)
-	if err != nil {
-		return err
-	}
+func (s *Server) deleteAllTags(w http.ResponseWriter, r *http.Request, c *service.Call, res *resource.Resource) error {
 	if _, err := s.svc.ModifyTags(r.Context(), c, res, r.PathValue("id"), func([]string) ([]string, error) { return nil, nil }); err != nil {
 		return err
 	}
@@ -88,11 +77,7 @@ func tagNotFound(tag string) error {
 	return fault.NotFound("TagNotFound", "Tag %s could not be found.", tag)
 }
 
-func (s *Server) checkTag(w http.ResponseWriter, r *http.Request, c *service.Call) error {
-	res, err := s.resourceOf(r)
-	if err != nil {
-		return err
-	}
+func (s *Server) checkTag(w http.ResponseWriter, r *http.Request, c *service.Call, res *resource.Resource) error {
 	tags, err := s.svc.Tags(r.Context(), c, res, r.PathValue("id"))
 	if err != nil {
 		return err
@@ -104,11 +89,7 @@ func (s *Server) checkTag(w http.ResponseWriter, r *http.Request, c *service.Cal
 	return nil
 }
 
-func (s *Server) addTag(w http.ResponseWriter, r *http.Request, c *service.Call) error {
-	res, err := s.resourceOf(r)
-	if err != nil {
-		return err
-	}
+func (s *Server) addTag(w http.ResponseWriter, r *http.Request, c *service.Call, res *resource.Resource) error {
 	tag := r.PathValue("tag")
 	if _, err := s.svc.ModifyTags(r.Context(), c, res, r.PathValue("id"), func(t []string) ([]string, error) {
 		return append(t, tag), nil
@@ -119,11 +100,7 @@ func (s *Server) addTag(w http.ResponseWriter, r *http.Request, c *service.Call)
 	return nil
 }
 
-func (s *Server) deleteTag(w http.ResponseWriter, r *http.Request, c *service.Call) error {
-	res, err := s.resourceOf(r)
-	if err != nil {
-		return err
-	}
+func (s *Server) deleteTag(w http.ResponseWriter, r *http.Request, c *service.Call, res *resource.Resource) error {
 	tag := r.PathValue("tag")
 	if _, err := s.svc.ModifyTags(r.Context(), c, res, r.PathValue("id"), func(t []string) ([]string, error) {
 		i := slices.Index(t, tag)
@@ -186,13 +163,9 @@ func (s *Server) showQuotaDetails(w http.ResponseWriter, r *http.Request, c *ser
 }
 
 func (s *Server) updateQuota(w http.ResponseWriter, r *http.Request, c *service.Call) error {
-	body, err := decodeBody(r)
+	q, err := decodeWrapped(r, "quota")
 	if err != nil {
 		return err
-	}
-	q, ok := body["quota"].(map[string]any)
-	if !ok || len(body) != 1 {
-		return fault.BadRequest("Unable to find 'quota' in request body")
 	}
 	lim, err := s.svc.SetQuota(r.Context(), c, r.PathValue("project"), q)
 	if err != nil {
