@@ -7,12 +7,12 @@ import (
 	"net/netip"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/netns"
+	"github.com/neutrino-sdn/neutrino/internal/dataplane/nft"
 )
 
 // TableName is the nftables table (family ip) of every router namespace.
@@ -26,29 +26,22 @@ const (
 )
 
 // applyNAT makes the router table of namespace ns hold exactly rules, in
-// one nftables transaction: the table is created if missing, deleted and
-// made again with its chains and rules, so at no moment is a half-built
+// one nftables transaction (nft.Replace), so at no moment is a half-built
 // table in use. Conntrack entries of established connections keep their
 // translation.
 func applyNAT(ns string, rules natRules) error {
-	return withNftables(ns, func(c *nftables.Conn) error {
-		table := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: TableName}
-		// Added first so that the delete has something to delete.
-		c.AddTable(table)
-		c.DelTable(table)
-		if !rules.empty() {
-			buildTable(c, table, rules)
-		}
-		if err := c.Flush(); err != nil {
-			return fmt.Errorf("l3: nftables table %s in %s: %w", TableName, ns, err)
-		}
-		return nil
-	})
+	var build func(*nftables.Conn, *nftables.Table)
+	if !rules.empty() {
+		build = func(c *nftables.Conn, table *nftables.Table) { buildTable(c, table, rules) }
+	}
+	if err := nft.Replace(ns, TableName, build); err != nil {
+		return fmt.Errorf("l3: %w", err)
+	}
+	return nil
 }
 
-// buildTable adds table with its chains and rules to c's transaction.
+// buildTable adds table's chains and rules to c's transaction.
 func buildTable(c *nftables.Conn, table *nftables.Table, rules natRules) {
-	c.AddTable(table)
 	nat := func(name string, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
 		return c.AddChain(&nftables.Chain{
 			Name: name, Table: table, Type: nftables.ChainTypeNAT, Hooknum: hook, Priority: prio,
@@ -84,7 +77,7 @@ func buildTable(c *nftables.Conn, table *nftables.Table, rules natRules) {
 			// floating IP of its own router (hairpin) gets the answer
 			// back through the router, not straight from its neighbour.
 			e := matchIif(rules.GatewayDev, expr.CmpOpNeq)
-			e = append(e, matchDNATed()...)
+			e = append(e, nft.MatchDNATed()...)
 			add(post, append(e, natTo(expr.NATTypeSourceNAT, rules.SNAT)...)...)
 		}
 	}
@@ -124,20 +117,6 @@ func matchIif(dev string, op expr.CmpOp) []expr.Any {
 	}
 }
 
-// ipsDstNAT is conntrack's IPS_DST_NAT status bit.
-const ipsDstNAT = 1 << 5
-
-// matchDNATed matches packets of connections whose destination was
-// translated (ct status dnat).
-func matchDNATed() []expr.Any {
-	return []expr.Any{
-		&expr.Ct{Key: expr.CtKeySTATUS, Register: 1},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-			Mask: binaryutil.NativeEndian.PutUint32(ipsDstNAT), Xor: make([]byte, 4)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
-	}
-}
-
 // matchAddr matches the IPv4 source or destination address against p.
 func matchAddr(offset uint32, p netip.Prefix) []expr.Any {
 	e := []expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4}}
@@ -162,49 +141,18 @@ func natTo(kind expr.NATType, addr netip.Addr) []expr.Any {
 // judged by its chains' rule counts: a full sync rebuilds a table that
 // someone removed or changed, and leaves a correct one alone.
 func natInPlace(ns string, rules natRules) (bool, error) {
-	var ok bool
-	err := withNftables(ns, func(c *nftables.Conn) error {
-		table, err := c.ListTableOfFamily(TableName, nftables.TableFamilyIPv4)
-		if err != nil {
-			ok = rules.empty() // no such table
-			return nil
-		}
-		if rules.empty() {
-			return nil
-		}
-		snat := 0
-		if rules.SNAT.IsValid() {
-			snat = len(rules.Internal)
-		}
-		want := map[string]int{
-			chainPrerouting:  len(rules.FloatingIPs),
-			chainOutput:      len(rules.FloatingIPs),
-			chainPostrouting: len(rules.FloatingIPs) + snat + hairpinRules(rules),
-		}
-		for name, n := range want {
-			got, err := c.GetRules(table, &nftables.Chain{Name: name, Table: table})
-			if err != nil || len(got) != n {
-				return nil
-			}
-		}
-		ok = true
-		return nil
+	if rules.empty() {
+		return nft.InPlace(ns, TableName, nil)
+	}
+	snat := 0
+	if rules.SNAT.IsValid() {
+		snat = len(rules.Internal)
+	}
+	return nft.InPlace(ns, TableName, map[string]int{
+		chainPrerouting:  len(rules.FloatingIPs),
+		chainOutput:      len(rules.FloatingIPs),
+		chainPostrouting: len(rules.FloatingIPs) + snat + hairpinRules(rules),
 	})
-	return ok, err
-}
-
-// withNftables runs fn with an nftables connection into namespace ns.
-func withNftables(ns string, fn func(*nftables.Conn) error) error {
-	fd, err := unix.Open(netns.Path(ns), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("l3: open namespace %s: %w", ns, err)
-	}
-	defer unix.Close(fd)
-	c, err := nftables.New(nftables.WithNetNSFd(fd))
-	if err != nil {
-		return fmt.Errorf("l3: nftables in %s: %w", ns, err)
-	}
-	return fn(c)
 }
 
 // flushConntrack deletes the conntrack entries of floating IP fip in

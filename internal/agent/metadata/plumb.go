@@ -13,14 +13,12 @@ import (
 
 	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/netns"
+	"github.com/neutrino-sdn/neutrino/internal/dataplane/nft"
 )
 
 // TableName is the nftables table (family ip) the role keeps in each
 // router namespace, beside the l3 role's own.
 const TableName = "neutrino-metadata"
-
-// ctStatusDNAT is IPS_DST_NAT of the conntrack status bits.
-const ctStatusDNAT = 1 << 5
 
 var metadataPrefix = netip.MustParsePrefix(Address + "/32")
 
@@ -33,15 +31,14 @@ func (r *Role) plumb(t target) error {
 	if t.dhcpAddr != "" {
 		return addMetadataAddress(t.ns, t.dhcpAddr)
 	}
-	ok, err := tableInPlace(t.ns)
-	if err != nil || ok {
-		return err
+	ok, err := nft.InPlace(t.ns, TableName, map[string]int{"prerouting": 1, "input": 2})
+	if err != nil {
+		return fmt.Errorf("metadata: %w", err)
 	}
-	return withNftables(t.ns, func(c *nftables.Conn) error {
-		table := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: TableName}
-		c.AddTable(table)
-		c.DelTable(table)
-		c.AddTable(table)
+	if ok {
+		return nil
+	}
+	err = nft.Replace(t.ns, TableName, func(c *nftables.Conn, table *nftables.Table) {
 		pre := c.AddChain(&nftables.Chain{Name: "prerouting", Table: table, Type: nftables.ChainTypeNAT,
 			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest})
 		accept := nftables.ChainPolicyAccept
@@ -60,20 +57,15 @@ func (r *Role) plumb(t target) error {
 		)
 		c.AddRule(&nftables.Rule{Table: table, Chain: pre, Exprs: redirect})
 		// tcp dport PORT ct status dnat accept; tcp dport PORT drop
-		allowed := append(matchTCPPort(port),
-			&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-				Mask: binaryutil.NativeEndian.PutUint32(ctStatusDNAT), Xor: make([]byte, 4)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
-			&expr.Verdict{Kind: expr.VerdictAccept},
-		)
+		allowed := append(matchTCPPort(port), nft.MatchDNATed()...)
+		allowed = append(allowed, &expr.Verdict{Kind: expr.VerdictAccept})
 		c.AddRule(&nftables.Rule{Table: table, Chain: in, Exprs: allowed})
 		c.AddRule(&nftables.Rule{Table: table, Chain: in, Exprs: append(matchTCPPort(port), &expr.Verdict{Kind: expr.VerdictDrop})})
-		if err := c.Flush(); err != nil {
-			return fmt.Errorf("metadata: nftables table %s in %s: %w", TableName, t.ns, err)
-		}
-		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	return nil
 }
 
 // matchTCPPort matches TCP to destination port (2 bytes, network order).
@@ -84,26 +76,6 @@ func matchTCPPort(port []byte) []expr.Any {
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: port},
 	}
-}
-
-// tableInPlace tells whether ns holds the role's table with its rules.
-func tableInPlace(ns string) (bool, error) {
-	var ok bool
-	err := withNftables(ns, func(c *nftables.Conn) error {
-		table, err := c.ListTableOfFamily(TableName, nftables.TableFamilyIPv4)
-		if err != nil {
-			return nil
-		}
-		for name, n := range map[string]int{"prerouting": 1, "input": 2} {
-			rules, err := c.GetRules(table, &nftables.Chain{Name: name, Table: table})
-			if err != nil || len(rules) != n {
-				return nil
-			}
-		}
-		ok = true
-		return nil
-	})
-	return ok, err
 }
 
 // unplumb undoes plumb in a namespace that stays.
@@ -122,16 +94,10 @@ func (r *Role) unplumb(t target) error {
 			return nil
 		})
 	}
-	return withNftables(t.ns, func(c *nftables.Conn) error {
-		if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyIPv4); err != nil {
-			return nil
-		}
-		c.DelTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: TableName})
-		if err := c.Flush(); err != nil {
-			return fmt.Errorf("metadata: delete table %s in %s: %w", TableName, t.ns, err)
-		}
-		return nil
-	})
+	if err := nft.Replace(t.ns, TableName, nil); err != nil {
+		return fmt.Errorf("metadata: delete: %w", err)
+	}
+	return nil
 }
 
 // addMetadataAddress puts 169.254.169.254/32 on the interface of ns that
@@ -198,18 +164,4 @@ func dhcpV4Address(n msg.DHCPNetwork) string {
 		}
 	}
 	return ""
-}
-
-// withNftables runs fn with an nftables connection into namespace ns.
-func withNftables(ns string, fn func(*nftables.Conn) error) error {
-	fd, err := unix.Open(netns.Path(ns), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("metadata: open namespace %s: %w", ns, err)
-	}
-	defer unix.Close(fd)
-	c, err := nftables.New(nftables.WithNetNSFd(fd))
-	if err != nil {
-		return fmt.Errorf("metadata: nftables in %s: %w", ns, err)
-	}
-	return fn(c)
 }
