@@ -5,16 +5,17 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 
-	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
 	"github.com/neutrino-sdn/neutrino/internal/fault"
 	"github.com/neutrino-sdn/neutrino/internal/resource"
 	"github.com/neutrino-sdn/neutrino/internal/service"
 	"github.com/neutrino-sdn/neutrino/internal/store"
 )
 
-// The dhcp_agent_scheduler API is for administrators only, as in Neutron's
-// default policy.
+// The dhcp_agent_scheduler and l3_agent_scheduler APIs are for
+// administrators only, as in Neutron's default policy. One set of handlers
+// serves both, with the kind's paths, policy names and errors.
 
 func adminOnly(c *service.Call, action string) error {
 	if !c.IsAdmin() {
@@ -23,36 +24,35 @@ func adminOnly(c *service.Call, action string) error {
 	return nil
 }
 
-// listNetworks serves GET /v2.0/agents/{id}/dhcp-networks.
-func (s *Scheduler) listNetworks(w http.ResponseWriter, r *http.Request, c *service.Call) error {
-	if err := adminOnly(c, "get_dhcp-networks"); err != nil {
+// listOfAgent serves GET /v2.0/agents/{id}/dhcp-networks (l3-routers).
+func (b *binder) listOfAgent(w http.ResponseWriter, r *http.Request, c *service.Call) error {
+	if err := adminOnly(c, "get_"+b.kind.agentPath); err != nil {
 		return err
 	}
-	id := r.PathValue("id")
-	return s.listRelated(w, r, c, s.agents, id, s.nets, "networks",
-		`SELECT network_id FROM network_dhcp_agents WHERE agent_id = ?`)
+	return b.listRelated(w, r, c, b.agents, r.PathValue("id"), b.res, b.kind.plural,
+		`SELECT `+b.kind.column+` FROM `+b.kind.bindings+` WHERE agent_id = ?`)
 }
 
-// listAgents serves GET /v2.0/networks/{id}/dhcp-agents.
-func (s *Scheduler) listAgents(w http.ResponseWriter, r *http.Request, c *service.Call) error {
-	if err := adminOnly(c, "get_dhcp-agents"); err != nil {
+// agentsOfResource serves GET /v2.0/networks/{id}/dhcp-agents
+// (/routers/{id}/l3-agents).
+func (b *binder) agentsOfResource(w http.ResponseWriter, r *http.Request, c *service.Call) error {
+	if err := adminOnly(c, "get_"+b.kind.resPath); err != nil {
 		return err
 	}
-	id := r.PathValue("id")
-	return s.listRelated(w, r, c, s.nets, id, s.agents, "agents",
-		`SELECT agent_id FROM network_dhcp_agents WHERE network_id = ?`)
+	return b.listRelated(w, r, c, b.res, r.PathValue("id"), b.agents, "agents",
+		`SELECT agent_id FROM `+b.kind.bindings+` WHERE `+b.kind.column+` = ?`)
 }
 
 // listRelated lists the items of r related to the owner (of resource
 // owner) through q, with the usual list parameters.
-func (s *Scheduler) listRelated(w http.ResponseWriter, req *http.Request, c *service.Call, owner *resource.Resource, id string, r *resource.Resource, key, q string) error {
+func (b *binder) listRelated(w http.ResponseWriter, req *http.Request, c *service.Call, owner *resource.Resource, id string, r *resource.Resource, key, q string) error {
 	query, err := service.ParseQuery(r, req.URL.Query())
 	if err != nil {
 		return err
 	}
 	items := []resource.Object{}
-	err = s.svc.DB().View(req.Context(), func(tx *store.Tx) error {
-		if _, err := s.svc.Load(req.Context(), tx, c, owner, id); err != nil {
+	err = b.svc.DB().View(req.Context(), func(tx *store.Tx) error {
+		if _, err := b.svc.Load(req.Context(), tx, c, owner, id); err != nil {
 			return err
 		}
 		ids, err := queryStrings(req.Context(), tx, q, id)
@@ -67,7 +67,7 @@ func (s *Scheduler) listRelated(w http.ResponseWriter, req *http.Request, c *ser
 			want = intersect(want, have)
 		}
 		query.Filters["id"] = want
-		page, err := s.svc.ListTx(req.Context(), tx, c, r, query)
+		page, err := b.svc.ListTx(req.Context(), tx, c, r, query)
 		if err != nil {
 			return err
 		}
@@ -96,76 +96,86 @@ func intersect(a, b []any) []any {
 	return out
 }
 
-// addNetwork serves POST /v2.0/agents/{id}/dhcp-networks {"network_id": …}:
-// the agent serves the network from now on, whatever
-// dhcp_agents_per_network says.
-func (s *Scheduler) addNetwork(w http.ResponseWriter, r *http.Request, c *service.Call) error {
-	if err := adminOnly(c, "create_dhcp-network"); err != nil {
+// add serves POST /v2.0/agents/{id}/dhcp-networks {"network_id": …}: the
+// agent serves the network from now on, whatever dhcp_agents_per_network
+// says; and POST /v2.0/agents/{id}/l3-routers {"router_id": …}: the agent
+// hosts the router from now on, unless another agent does.
+func (b *binder) add(w http.ResponseWriter, r *http.Request, c *service.Call) error {
+	k := b.kind
+	if err := adminOnly(c, "create_"+k.policy); err != nil {
 		return err
 	}
 	agentID := r.PathValue("id")
-	netID, err := networkIDFromBody(r)
+	id, err := idFromBody(r, k.column)
 	if err != nil {
 		return err
 	}
 	ctx := r.Context()
-	err = s.svc.DB().Tx(ctx, func(tx *store.Tx) error {
-		if _, err := s.svc.Load(ctx, tx, c, s.nets, netID); err != nil {
+	err = b.svc.DB().Tx(ctx, func(tx *store.Tx) error {
+		if _, err := b.svc.Load(ctx, tx, c, b.res, id); err != nil {
 			return err
 		}
-		agent, err := s.svc.Load(ctx, tx, c, s.agents, agentID)
+		agent, err := b.svc.Load(ctx, tx, c, b.agents, agentID)
 		if err != nil {
 			return err
 		}
-		up, _ := agent["admin_state_up"].(bool)
-		if agent["agent_type"] != msg.AgentTypeDHCP || !up {
-			return fault.NotFound("InvalidDHCPAgent", "Agent %s is not a valid DHCP Agent or has been disabled.", agentID)
+		if up, _ := agent["admin_state_up"].(bool); agent["agent_type"] != k.agentType || !up {
+			return fault.NotFound(k.invalidAgent.typ, k.invalidAgent.format, agentID)
 		}
-		hosted, err := queryStrings(ctx, tx, `SELECT agent_id FROM network_dhcp_agents WHERE network_id = ? AND agent_id = ?`, netID, agentID)
+		if _, err := b.lock(ctx, tx, id); err != nil {
+			return err
+		}
+		hosted, err := b.hosting(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		if len(hosted) > 0 {
-			return fault.Conflict("NetworkHostedByDHCPAgent", "The network %s has been already hosted by the DHCP Agent %s.", netID, agentID)
+		switch {
+		case k.exclusive && slices.Equal(hosted, []string{agentID}):
+			return nil // Neutron: a router added to its own agent stays
+		case slices.Contains(hosted, agentID):
+			return fault.Conflict(k.hosted.typ, k.hosted.format, id, agentID)
+		case k.exclusive && len(hosted) > 0:
+			return fault.Conflict(k.hosted.typ, k.hosted.format, id, hosted[0])
 		}
-		subs, err := tx.List(ctx, s.subnets, store.Where{"network_id": {netID}})
-		if err != nil {
-			return err
-		}
-		host, _ := agent["host"].(string)
-		return s.schedule(ctx, tx, netID, &agentState{obj: agent, host: host}, subs)
+		return b.steps.move(ctx, tx, id, nil, &agentState{obj: agent, host: str(agent["host"])})
 	})
 	if err != nil {
 		return err
 	}
-	if err := s.fixPortAddresses(ctx, netID); err != nil {
-		s.opts.Log.Warn("DHCP port addresses not completed", "network", netID, "err", err)
+	if err := b.steps.settle(ctx, id); err != nil {
+		b.opts.Log.Warn(k.name+" scheduling not completed", k.singular, id, "err", err)
 	}
 	return writeJSON(w, http.StatusCreated, nil)
 }
 
-// removeNetwork serves DELETE /v2.0/agents/{id}/dhcp-networks/{network_id};
-// the agent's DHCP port is kept, reserved for the next agent.
-func (s *Scheduler) removeNetwork(w http.ResponseWriter, r *http.Request, c *service.Call) error {
-	if err := adminOnly(c, "delete_dhcp-network"); err != nil {
+// remove serves DELETE /v2.0/agents/{id}/dhcp-networks/{network_id} (the
+// agent's DHCP port is kept, reserved for the next agent) and DELETE
+// /v2.0/agents/{id}/l3-routers/{router_id} (the router's ports are
+// unbound; it is scheduled again when an l3 agent appears or reports a
+// change).
+func (b *binder) remove(w http.ResponseWriter, r *http.Request, c *service.Call) error {
+	k := b.kind
+	if err := adminOnly(c, "delete_"+k.policy); err != nil {
 		return err
 	}
-	agentID, netID := r.PathValue("id"), r.PathValue("network_id")
+	agentID, id := r.PathValue("id"), r.PathValue(k.column)
 	ctx := r.Context()
-	err := s.svc.DB().Tx(ctx, func(tx *store.Tx) error {
-		agent, err := s.svc.Load(ctx, tx, c, s.agents, agentID)
+	err := b.svc.DB().Tx(ctx, func(tx *store.Tx) error {
+		agent, err := b.svc.Load(ctx, tx, c, b.agents, agentID)
 		if err != nil {
 			return err
 		}
-		host, _ := agent["host"].(string)
-		removed, err := s.unschedule(ctx, tx, netID, &agentState{obj: agent, host: host}, false)
+		if _, err := b.lock(ctx, tx, id); err != nil {
+			return err
+		}
+		hosted, err := b.hosting(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		if !removed {
-			return fault.Conflict("NetworkNotHostedByDhcpAgent", "The network %s is not hosted by the DHCP Agent %s.", netID, agentID)
+		if !slices.Contains(hosted, agentID) {
+			return fault.Conflict(k.notHosted.typ, k.notHosted.format, id, agentID)
 		}
-		return nil
+		return b.steps.move(ctx, tx, id, &agentState{obj: agent, host: str(agent["host"])}, nil)
 	})
 	if err != nil {
 		return err
@@ -174,7 +184,8 @@ func (s *Scheduler) removeNetwork(w http.ResponseWriter, r *http.Request, c *ser
 	return nil
 }
 
-func networkIDFromBody(r *http.Request) (string, error) {
+// idFromBody reads the ID under key ("network_id") from a request body.
+func idFromBody(r *http.Request, key string) (string, error) {
 	data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
 		return "", fault.BadRequest("Failed to read request body: %v", err)
@@ -183,9 +194,9 @@ func networkIDFromBody(r *http.Request) (string, error) {
 	if err := json.Unmarshal(data, &body); err != nil || body == nil {
 		return "", fault.BadRequest("Malformed request body")
 	}
-	id, ok := body["network_id"].(string)
+	id, ok := body[key].(string)
 	if !ok || id == "" {
-		return "", fault.BadRequest("Invalid input for network_id. Reason: a network_id is required.")
+		return "", fault.BadRequest("Invalid input for %s. Reason: a %s is required.", key, key)
 	}
 	return id, nil
 }

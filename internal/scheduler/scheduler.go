@@ -10,7 +10,10 @@
 // DHCP server keeps its address.
 //
 // It also owns the scheduling of routers to l3 agents (L3Scheduler, the
-// l3_agent_scheduler extension, in l3.go).
+// l3_agent_scheduler extension, in l3.go). Both are one binder (bind.go,
+// api.go): the choice of agents, the periodic check and the admin API are
+// shared; what differs (tables, agent type, agents per resource, Neutron's
+// errors, what moves with a resource) is the kind's data and steps.
 package scheduler
 
 import (
@@ -20,12 +23,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/neutrino-sdn/neutrino/internal/agentapi"
 	"github.com/neutrino-sdn/neutrino/internal/api"
 	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
 	"github.com/neutrino-sdn/neutrino/internal/fault"
@@ -49,8 +50,9 @@ type Options struct {
 	DownTime time.Duration
 	// CheckInterval is how often dead agents are looked for (default 10 s).
 	CheckInterval time.Duration
-	// Bind binds a DHCP port to its agent's host (binding.Binder.BindPort);
-	// nil leaves moved ports binding_failed.
+	// Bind binds a port the scheduler moves (a DHCP port, a router's port)
+	// to its agent's host (binding.Binder.BindPort); nil leaves them
+	// binding_failed.
 	Bind func(ctx context.Context, tx *store.Tx, port resource.Object) (string, map[string]any, error)
 	// Now is the clock (time.Now if nil); tests move it.
 	Now func() time.Time
@@ -59,45 +61,29 @@ type Options struct {
 
 // Scheduler schedules networks to DHCP agents.
 type Scheduler struct {
-	svc                          *service.Service
-	opts                         Options
-	nets, subnets, ports, agents *resource.Resource
-	started                      time.Time
+	*binder
+	nets, subnets, ports *resource.Resource
+}
+
+// dhcpKind is what the DHCP scheduler binds: networks, to DHCP agents.
+var dhcpKind = kind{
+	name: "DHCP", agentType: msg.AgentTypeDHCP,
+	singular: "network", plural: "networks",
+	bindings: "network_dhcp_agents", column: "network_id",
+	agentPath: "dhcp-networks", resPath: "dhcp-agents", policy: "dhcp-network",
+	invalidAgent: neutronError{"InvalidDHCPAgent", "Agent %s is not a valid DHCP Agent or has been disabled."},
+	hosted:       neutronError{"NetworkHostedByDHCPAgent", "The network %s has been already hosted by the DHCP Agent %s."},
+	notHosted:    neutronError{"NetworkNotHostedByDhcpAgent", "The network %s is not hosted by the DHCP Agent %s."},
 }
 
 // Register installs the scheduler: it schedules a network when its
 // subnets change and when a DHCP agent appears, and serves the
 // dhcp-networks and dhcp-agents API. Run starts its periodic check.
 func Register(svc *service.Service, a *api.Server, opts Options) *Scheduler {
-	if opts.AgentsPerNetwork < 1 {
-		opts.AgentsPerNetwork = 1
-	}
-	if opts.DownTime <= 0 {
-		opts.DownTime = agentapi.DefaultDownTime
-	}
-	if opts.CheckInterval <= 0 {
-		opts.CheckInterval = 10 * time.Second
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Log == nil {
-		opts.Log = slog.Default()
-	}
 	reg := svc.Registry()
-	s := &Scheduler{
-		svc: svc, opts: opts,
-		nets: reg.ByPlural("networks"), subnets: reg.ByPlural("subnets"),
-		ports: reg.ByPlural("ports"), agents: reg.ByPlural("agents"),
-		started: opts.Now(),
-	}
+	s := &Scheduler{nets: reg.ByPlural("networks"), subnets: reg.ByPlural("subnets"), ports: reg.ByPlural("ports")}
+	s.binder = newBinder(svc, a, opts, dhcpKind, opts.AgentsPerNetwork, s)
 	svc.OnChange(s.onChange)
-	if a != nil {
-		a.Handle("GET /agents/{id}/dhcp-networks", s.listNetworks)
-		a.Handle("POST /agents/{id}/dhcp-networks", s.addNetwork)
-		a.Handle("DELETE /agents/{id}/dhcp-networks/{network_id}", s.removeNetwork)
-		a.Handle("GET /networks/{id}/dhcp-agents", s.listAgents)
-	}
 	return s
 }
 
@@ -105,22 +91,6 @@ func Register(svc *service.Service, a *api.Server, opts Options) *Scheduler {
 // Neutron names it.
 func DeviceID(host, netID string) string {
 	return "dhcp" + uuid.NewSHA1(uuid.NameSpaceDNS, []byte(host)).String() + "-" + netID
-}
-
-// Run checks for dead agents every check interval until ctx ends.
-func (s *Scheduler) Run(ctx context.Context) {
-	t := time.NewTicker(s.opts.CheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := s.Check(ctx); err != nil && ctx.Err() == nil {
-				s.opts.Log.Warn("DHCP scheduling check failed", "err", err)
-			}
-		}
-	}
 }
 
 func (s *Scheduler) onChange(ctx context.Context, ev service.Event) {
@@ -132,111 +102,11 @@ func (s *Scheduler) onChange(ctx context.Context, ev service.Event) {
 	case ev.Resource == "agents" && ev.Object["agent_type"] == msg.AgentTypeDHCP:
 		// An agent appeared, came back, changed or went: networks short of
 		// agents may be served now (a deleted agent's rows went with it).
-		err = s.scheduleShort(ctx, false)
+		err = s.fixAll(ctx, false)
 	}
 	if err != nil {
 		s.opts.Log.Warn("DHCP scheduling failed", "resource", ev.Resource, "id", ev.Object["id"], "err", err)
 	}
-}
-
-// Check moves networks away from dead DHCP agents and schedules networks
-// short of agents. Dead agents keep their networks for the first
-// agent_down_time after the server started (agents may not have reported
-// to it yet) and while no alive agent can take them.
-func (s *Scheduler) Check(ctx context.Context) error {
-	return s.scheduleShort(ctx, s.opts.Now().Sub(s.started) >= s.opts.DownTime)
-}
-
-// scheduleShort reconciles the networks whose DHCP agents are not right:
-// short of agents (counting dead ones unless removeDead), hosted by dead
-// agents that may give them up (removeDead), or hosted without needing it.
-// Most checks find none, and cost one read.
-func (s *Scheduler) scheduleShort(ctx context.Context, removeDead bool) error {
-	var netIDs []string
-	err := s.svc.DB().View(ctx, func(tx *store.Tx) error {
-		var err error
-		netIDs, err = s.networksToFix(ctx, tx, removeDead)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, id := range netIDs {
-		if err := s.reconcile(ctx, id, removeDead); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func (s *Scheduler) networksToFix(ctx context.Context, tx *store.Tx, removeDead bool) ([]string, error) {
-	subs, err := tx.List(ctx, s.subnets, store.Where{})
-	if err != nil {
-		return nil, err
-	}
-	needed := map[string]bool{}
-	for _, sub := range subs {
-		if on, _ := sub["enable_dhcp"].(bool); on {
-			needed[sub["network_id"].(string)] = true
-		}
-	}
-	agents, err := s.dhcpAgents(ctx, tx)
-	if err != nil {
-		return nil, err
-	}
-	usable := map[string]bool{}
-	usableTotal := 0
-	for _, a := range agents {
-		usable[a.obj["id"].(string)] = a.usable
-		if a.usable {
-			usableTotal++
-		}
-	}
-	rows, err := tx.Query(ctx, `SELECT network_id, agent_id FROM network_dhcp_agents`)
-	if err != nil {
-		return nil, fmt.Errorf("read DHCP bindings: %w", err)
-	}
-	// Per network: agents counted as serving it, alive agents hosting it,
-	// and whether a dead agent hosts it.
-	serving, aliveHosting, deadHosting := map[string]int{}, map[string]int{}, map[string]bool{}
-	hosted := map[string]bool{}
-	for rows.Next() {
-		var netID, agentID string
-		if err := rows.Scan(&netID, &agentID); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read DHCP bindings: %w", err)
-		}
-		hosted[netID] = true
-		if usable[agentID] {
-			aliveHosting[netID]++
-		} else {
-			deadHosting[netID] = true
-		}
-		if usable[agentID] || !removeDead {
-			serving[netID]++
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read DHCP bindings: %w", err)
-	}
-	var out []string
-	for id := range hosted {
-		candidates := usableTotal - aliveHosting[id]
-		movable := removeDead && deadHosting[id] && (candidates > 0 || aliveHosting[id] >= s.opts.AgentsPerNetwork)
-		if !needed[id] || movable {
-			out = append(out, id)
-		}
-	}
-	for id := range needed {
-		candidates := usableTotal - aliveHosting[id]
-		if serving[id] < s.opts.AgentsPerNetwork && candidates > 0 && !slices.Contains(out, id) {
-			out = append(out, id)
-		}
-	}
-	slices.Sort(out)
-	return out, nil
 }
 
 // Schedule makes a network's DHCP agents right: enough alive agents while
@@ -246,162 +116,56 @@ func (s *Scheduler) Schedule(ctx context.Context, netID string) error {
 	return s.reconcile(ctx, netID, false)
 }
 
-func (s *Scheduler) reconcile(ctx context.Context, netID string, removeDead bool) error {
-	err := s.svc.DB().Tx(ctx, func(tx *store.Tx) error {
-		return s.reconcileTx(ctx, tx, netID, removeDead)
-	})
-	if err != nil {
-		return fmt.Errorf("scheduler: network %s: %w", netID, err)
+// needing tells which networks need DHCP agents: those with a DHCP subnet.
+func (s *Scheduler) needing(ctx context.Context, tx *store.Tx, netID string) (map[string]bool, error) {
+	where := store.Where{}
+	if netID != "" {
+		where["network_id"] = []any{netID}
 	}
-	return s.fixPortAddresses(ctx, netID)
-}
-
-// agentState is a DHCP agent as scheduling sees it.
-type agentState struct {
-	obj    resource.Object
-	host   string
-	usable bool // alive and enabled
-	load   int
-}
-
-func (s *Scheduler) reconcileTx(ctx context.Context, tx *store.Tx, netID string, removeDead bool) error {
-	// Hold the network's row: decisions about one network are taken one
-	// after another, also across server replicas.
-	res, err := tx.Exec(ctx, `UPDATE networks SET revision_number = revision_number WHERE id = ?`, netID)
-	if err != nil {
-		return fmt.Errorf("lock network: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil // deleted meanwhile; its rows went with it
-	}
-	subs, err := tx.List(ctx, s.subnets, store.Where{"network_id": {netID}})
-	if err != nil {
-		return err
-	}
-	needed := slices.ContainsFunc(subs, func(o resource.Object) bool { on, _ := o["enable_dhcp"].(bool); return on })
-	agents, err := s.dhcpAgents(ctx, tx)
-	if err != nil {
-		return err
-	}
-	hostedIDs, err := queryStrings(ctx, tx, `SELECT agent_id FROM network_dhcp_agents WHERE network_id = ?`, netID)
-	if err != nil {
-		return err
-	}
-	var alive, dead []*agentState
-	for _, a := range agents {
-		if slices.Contains(hostedIDs, a.obj["id"].(string)) {
-			if a.usable {
-				alive = append(alive, a)
-			} else {
-				dead = append(dead, a)
-			}
-		}
-	}
-	if !needed {
-		for _, a := range append(alive, dead...) {
-			if _, err := s.unschedule(ctx, tx, netID, a, true); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	// Until dead agents may give up their networks, they count as serving
-	// them: they may come back.
-	serving := len(alive)
-	if !removeDead {
-		serving += len(dead)
-	}
-	if short := s.opts.AgentsPerNetwork - serving; short > 0 {
-		var candidates []*agentState
-		for _, a := range agents {
-			if a.usable && !slices.Contains(hostedIDs, a.obj["id"].(string)) {
-				candidates = append(candidates, a)
-			}
-		}
-		slices.SortFunc(candidates, func(x, y *agentState) int {
-			if x.load != y.load {
-				return x.load - y.load
-			}
-			return compare(x.host, y.host)
-		})
-		for _, a := range candidates[:min(short, len(candidates))] {
-			// A dead agent's network moves with its DHCP port, which the
-			// new agent takes over (the DHCP server keeps its address).
-			if removeDead && len(dead) > 0 {
-				if _, err := s.unschedule(ctx, tx, netID, dead[0], false); err != nil {
-					return err
-				}
-				dead = dead[1:]
-			}
-			if err := s.schedule(ctx, tx, netID, a, subs); err != nil {
-				return err
-			}
-			alive = append(alive, a)
-		}
-	}
-	// The other dead agents give up the network once enough alive agents
-	// serve it; until then one may come back and serve it itself.
-	if removeDead && len(alive) >= s.opts.AgentsPerNetwork {
-		for _, a := range dead {
-			if _, err := s.unschedule(ctx, tx, netID, a, false); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-// dhcpAgents lists the DHCP agents with their load, by host.
-func (s *Scheduler) dhcpAgents(ctx context.Context, tx *store.Tx) ([]*agentState, error) {
-	objs, err := tx.List(ctx, s.agents, store.Where{"agent_type": {msg.AgentTypeDHCP}})
+	subs, err := tx.List(ctx, s.subnets, where)
 	if err != nil {
 		return nil, err
 	}
-	loads := map[string]int{}
-	rows, err := tx.Query(ctx, `SELECT agent_id, COUNT(*) FROM network_dhcp_agents GROUP BY agent_id`)
-	if err != nil {
-		return nil, fmt.Errorf("read DHCP agents' load: %w", err)
-	}
-	for rows.Next() {
-		var id string
-		var n int
-		if err := rows.Scan(&id, &n); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read DHCP agents' load: %w", err)
+	needed := map[string]bool{}
+	for _, sub := range subs {
+		if on, _ := sub["enable_dhcp"].(bool); on {
+			needed[sub["network_id"].(string)] = true
 		}
-		loads[id] = n
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read DHCP agents' load: %w", err)
+	return needed, nil
+}
+
+// move moves a network from agent from (unless nil) to agent to (unless
+// nil), with its DHCP port, which keeps its address: from reserves it,
+// to takes it over.
+func (s *Scheduler) move(ctx context.Context, tx *store.Tx, netID string, from, to *agentState) error {
+	if from != nil {
+		if _, err := s.unschedule(ctx, tx, netID, from, false); err != nil {
+			return err
+		}
 	}
-	now := s.opts.Now()
-	out := make([]*agentState, 0, len(objs))
-	for _, o := range objs {
-		up, _ := o["admin_state_up"].(bool)
-		host, _ := o["host"].(string)
-		out = append(out, &agentState{obj: o, host: host, load: loads[o["id"].(string)],
-			usable: up && agentapi.Alive(o, now, s.opts.DownTime)})
+	if to == nil {
+		return nil
 	}
-	slices.SortFunc(out, func(x, y *agentState) int { return compare(x.host, y.host) })
-	return out, nil
+	return s.schedule(ctx, tx, netID, to)
+}
+
+// drop takes a network without DHCP subnets from an agent, with its port.
+func (s *Scheduler) drop(ctx context.Context, tx *store.Tx, netID string, a *agentState) error {
+	_, err := s.unschedule(ctx, tx, netID, a, true)
+	return err
+}
+
+// settle gives the network's DHCP ports their addresses.
+func (s *Scheduler) settle(ctx context.Context, netID string) error {
+	return s.fixPortAddresses(ctx, netID)
 }
 
 // schedule makes agent a serve a network: its row, its DHCP port (a
 // reserved or orphaned DHCP port of the network is taken over, so the
 // address stays), and a notification for its host.
-func (s *Scheduler) schedule(ctx context.Context, tx *store.Tx, netID string, a *agentState, subs []resource.Object) error {
-	agentID := a.obj["id"].(string)
+func (s *Scheduler) schedule(ctx context.Context, tx *store.Tx, netID string, a *agentState) error {
+	agentID := a.id()
 	err := tx.Savepoint(ctx, func() error {
 		_, err := tx.Exec(ctx, `INSERT INTO network_dhcp_agents (network_id, agent_id) VALUES (?, ?)`, netID, agentID)
 		return err
@@ -421,7 +185,7 @@ func (s *Scheduler) schedule(ctx context.Context, tx *store.Tx, netID string, a 
 	if p != nil {
 		oldHost, _ := p["binding:host_id"].(string)
 		p["device_id"], p["binding:host_id"] = deviceID, a.host
-		if err := s.bind(ctx, tx, p); err != nil {
+		if err := s.bindToHost(ctx, tx, p); err != nil {
 			return err
 		}
 		if _, err := s.svc.UpdateInTx(ctx, tx, s.ports, p); err != nil {
@@ -430,28 +194,10 @@ func (s *Scheduler) schedule(ctx context.Context, tx *store.Tx, netID string, a 
 		if err := outbox.PortChanged(ctx, tx, netID, p["id"].(string), oldHost, a.host); err != nil {
 			return err
 		}
-	} else if err := s.createDHCPPort(ctx, tx, netID, deviceID, a.host, subs); err != nil {
+	} else if err := s.createDHCPPort(ctx, tx, netID, deviceID, a.host); err != nil {
 		return err
 	}
 	return outbox.NetworkChanged(ctx, tx, netID, a.host)
-}
-
-func (s *Scheduler) bind(ctx context.Context, tx *store.Tx, p resource.Object) error {
-	vifType, details := port.VIFBindingFailed, map[string]any{}
-	if host, _ := p["binding:host_id"].(string); host == "" {
-		vifType = port.VIFUnbound
-	} else if s.opts.Bind != nil {
-		vt, vd, err := s.opts.Bind(ctx, tx, p)
-		if err != nil {
-			return err
-		}
-		vifType = vt
-		if vd != nil {
-			details = vd
-		}
-	}
-	p["binding:vif_type"], p["binding:vif_details"], p["status"] = vifType, details, msg.StatusDown
-	return nil
 }
 
 // spareDHCPPort finds the network's DHCP port for deviceID, or else one no
@@ -485,8 +231,12 @@ func (s *Scheduler) spareDHCPPort(ctx context.Context, tx *store.Tx, netID, devi
 // createDHCPPort creates an agent's DHCP port through the port hooks
 // (addresses, binding, notifications), with an address on each subnet
 // that hands out addresses by DHCP.
-func (s *Scheduler) createDHCPPort(ctx context.Context, tx *store.Tx, netID, deviceID, host string, subs []resource.Object) error {
+func (s *Scheduler) createDHCPPort(ctx context.Context, tx *store.Tx, netID, deviceID, host string) error {
 	net, err := tx.Get(ctx, s.nets, netID)
+	if err != nil {
+		return err
+	}
+	subs, err := tx.List(ctx, s.subnets, store.Where{"network_id": {netID}})
 	if err != nil {
 		return err
 	}
@@ -522,7 +272,7 @@ func dhcpAddressRequests(subs []resource.Object) []any {
 // unschedule removes a network from an agent, reports whether it was
 // there, and deletes or reserves the agent's DHCP port.
 func (s *Scheduler) unschedule(ctx context.Context, tx *store.Tx, netID string, a *agentState, deletePort bool) (bool, error) {
-	agentID := a.obj["id"].(string)
+	agentID := a.id()
 	res, err := tx.Exec(ctx, `DELETE FROM network_dhcp_agents WHERE network_id = ? AND agent_id = ?`, netID, agentID)
 	if err != nil {
 		return false, fmt.Errorf("unschedule from DHCP agent %s: %w", agentID, err)
@@ -544,7 +294,7 @@ func (s *Scheduler) unschedule(ctx context.Context, tx *store.Tx, netID string, 
 		}
 		oldHost, _ := p["binding:host_id"].(string)
 		p["device_id"], p["binding:host_id"] = ReservedDHCPPort, ""
-		if err := s.bind(ctx, tx, p); err != nil {
+		if err := s.bindToHost(ctx, tx, p); err != nil {
 			return false, err
 		}
 		if _, err := s.svc.UpdateInTx(ctx, tx, s.ports, p); err != nil {
