@@ -8,14 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,19 +71,12 @@ type Keystone struct {
 	confPath, logPath, uwsgiPath string
 	ownedDir                     string // removed by Stop: StartKeystoneServer created it
 	client                       *http.Client
-	proc                         *ksProcess
+	proc                         *process
 	stopOnce                     sync.Once
 
 	adminMu      sync.Mutex
 	adminToken   string
 	adminExpires time.Time
-}
-
-// ksProcess is one running uwsgi master.
-type ksProcess struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed once the process has exited
-	err  error         // what Wait returned; read only after done is closed
 }
 
 // StartKeystone starts a private Keystone for t in t.TempDir() and returns
@@ -103,23 +94,7 @@ func StartKeystone(t testing.TB) *Keystone {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), ksStartTimeout)
 	defer cancel()
-	// TempDir first: cleanups run last-in first-out, so Keystone is
-	// stopped before its directory is removed.
-	dir := t.TempDir()
-	k, err := StartKeystoneServer(ctx, dir)
-	if errors.Is(err, ErrKeystoneNotFound) {
-		t.Skipf("skipping: %v", err)
-	}
-	if err != nil {
-		t.Fatalf("start Keystone: %v", err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("Keystone logs in %s end with:\n%s", k.Dir, k.LogTail(30))
-		}
-		k.Stop()
-	})
-	return k
+	return startForTest(ctx, t, "Keystone", ErrKeystoneNotFound, 30, StartKeystoneServer)
 }
 
 // StartKeystoneServer sets up a new Keystone in dir (configuration, SQLite
@@ -155,12 +130,9 @@ func StartKeystoneServer(ctx context.Context, dir string) (*Keystone, error) {
 		AdminProject:  "admin",
 		client:        &http.Client{Timeout: ksRequestTimeout},
 	}
-	if dir == "" {
-		var err error
-		if dir, err = os.MkdirTemp("", "neutrino-keystone-"); err != nil {
-			return nil, fmt.Errorf("create Keystone directory: %w", err)
-		}
-		k.ownedDir = dir
+	var err error
+	if dir, k.ownedDir, err = serverDir(dir, "neutrino-keystone-", "Keystone"); err != nil {
+		return nil, err
 	}
 	if err := k.start(ctx, dir); err != nil {
 		k.Stop()
@@ -172,7 +144,7 @@ func StartKeystoneServer(ctx context.Context, dir string) (*Keystone, error) {
 // findKeystone checks that Keystone and uwsgi are installed.
 func findKeystone() error {
 	for _, f := range []string{ksPython, ksManage, ksWSGIPublic} {
-		if !ksExecutable(f) {
+		if !isExecutable(f) {
 			return fmt.Errorf("%w: %s is missing; %s", ErrKeystoneNotFound, f, ksInstallHint)
 		}
 	}
@@ -184,20 +156,15 @@ func findKeystone() error {
 
 // ksUWSGICommand returns the command that runs uwsgi with its python3 plugin.
 func ksUWSGICommand() ([]string, error) {
-	if ksExecutable(ksUWSGIPython3) {
+	if isExecutable(ksUWSGIPython3) {
 		return []string{ksUWSGIPython3}, nil
 	}
-	if ksExecutable(ksUWSGICore) {
+	if isExecutable(ksUWSGICore) {
 		if _, err := os.Stat(ksUWSGIPlugin); err == nil {
 			return []string{ksUWSGICore, "--plugin", "python3"}, nil
 		}
 	}
 	return nil, fmt.Errorf("%w: uwsgi with its python3 plugin is missing; %s", ErrKeystoneNotFound, ksInstallHint)
-}
-
-func ksExecutable(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
 func (k *Keystone) start(ctx context.Context, dir string) error {
@@ -250,7 +217,7 @@ func (k *Keystone) start(ctx context.Context, dir string) error {
 	slog.DebugContext(ctx, "keystone: keys ready", "dir", k.Dir, "took", time.Since(began))
 
 	for attempt := 1; ; attempt++ {
-		port, err := ksFreePort()
+		port, err := freePort()
 		if err != nil {
 			return errors.Join(err, <-dbReady)
 		}
@@ -272,7 +239,7 @@ func (k *Keystone) start(ctx context.Context, dir string) error {
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, errKeystonePortTaken) || attempt == ksStartAttempts {
+		if !errors.Is(err, errPortTaken) || attempt == ksStartAttempts {
 			return err
 		}
 		slog.DebugContext(ctx, "keystone: port taken, trying another", "attempt", attempt)
@@ -370,7 +337,7 @@ func (k *Keystone) manage(ctx context.Context, args ...string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("keystone-manage %s: %w\n%s\nkeystone.log:\n%s", args[0], err,
-			ksTail(bytes.TrimSpace(out), 20), ksTail(ksReadFile(k.logPath), 20))
+			tail(bytes.TrimSpace(out), 20), tail(readFile(k.logPath), 20))
 	}
 	return nil
 }
@@ -398,8 +365,6 @@ if mode.lower() != "wal":
 	return nil
 }
 
-var errKeystonePortTaken = errors.New("port taken")
-
 // bootstrap runs keystone-manage bootstrap, which is idempotent: it creates
 // the admin user, project and roles, and region RegionOne once, and points
 // the identity endpoints at base.
@@ -419,18 +384,8 @@ func (k *Keystone) bootstrap(ctx context.Context, base string) error {
 
 // startUWSGI serves Keystone with uwsgi on port of 127.0.0.1, base being
 // its v3 URL there, and waits until it answers. It returns an error
-// wrapping errKeystonePortTaken when the port was taken in the meantime.
+// wrapping errPortTaken when the port was taken in the meantime.
 func (k *Keystone) startUWSGI(ctx context.Context, port int, base string) error {
-	logFile, err := os.OpenFile(k.uwsgiPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("open uwsgi log: %w", err)
-	}
-	defer logFile.Close() // the child has its own copy
-	logStart, err := logFile.Seek(0, io.SeekEnd)
-	if err != nil {
-		return fmt.Errorf("uwsgi log: %w", err)
-	}
-
 	argv, err := ksUWSGICommand()
 	if err != nil {
 		return err
@@ -452,64 +407,24 @@ func (k *Keystone) startUWSGI(ctx context.Context, port int, base string) error 
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = k.Dir
 	cmd.Env = k.env()
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		// Its own process group, so Stop can reach the worker too; and
-		// told to shut down if the test binary dies without Stop.
-		Setpgid:   true,
-		Pdeathsig: syscall.SIGTERM,
-	}
-	p := &ksProcess{cmd: cmd, done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		// The parent-death signal follows the thread that started the
-		// child, not the process: keep this thread for the child's life.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
-		return fmt.Errorf("start uwsgi: %w", err)
+	// SIGTERM both for Stop and when the test binary dies without Stop:
+	// uwsgi shuts down on it (--die-on-term).
+	p, logStart, err := startProcess("uwsgi", cmd, k.uwsgiPath, syscall.SIGTERM, syscall.SIGTERM, ksStopTimeout)
+	if err != nil {
+		return err
 	}
 	k.proc, k.port, k.URL = p, port, base
 
-	if err := k.waitReady(ctx); err != nil {
+	if err := p.waitReady(ctx, ksReadyTimeout, 100*time.Millisecond, "Keystone to answer", k.probe); err != nil {
 		p.stop()
-		out := ksReadFileFrom(k.uwsgiPath, logStart)
+		out := readFileFrom(k.uwsgiPath, logStart)
 		if bytes.Contains(out, []byte("Address already in use")) {
-			err = fmt.Errorf("%w: %w", errKeystonePortTaken, err)
+			err = fmt.Errorf("%w: %w", errPortTaken, err)
 		}
 		return fmt.Errorf("keystone (uwsgi) on port %d: %w\nuwsgi log:\n%s\nkeystone.log:\n%s",
-			port, err, ksTail(bytes.TrimSpace(out), 30), ksTail(ksReadFile(k.logPath), 20))
+			port, err, tail(bytes.TrimSpace(out), 30), tail(readFile(k.logPath), 20))
 	}
 	return nil
-}
-
-// waitReady polls GET /v3 until Keystone answers 200, uwsgi exits, or the
-// start times out.
-func (k *Keystone) waitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, ksReadyTimeout)
-	defer cancel()
-	for {
-		err := k.probe(ctx)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-k.proc.done:
-			return fmt.Errorf("uwsgi exited while starting: %v", k.proc.err)
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for Keystone to answer: %w (last error: %v)", ctx.Err(), err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 func (k *Keystone) probe(ctx context.Context) error {
@@ -531,55 +446,22 @@ func (k *Keystone) probe(ctx context.Context) error {
 	return nil
 }
 
-// stop asks uwsgi to shut down (SIGTERM, with --die-on-term) and, if it is
-// still there after ksStopTimeout, kills its process group.
-func (p *ksProcess) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	pid := p.cmd.Process.Pid
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		slog.Warn("keystone: signal uwsgi to stop", "pid", pid, "err", err)
-	}
-	select {
-	case <-p.done:
-		return
-	case <-time.After(ksStopTimeout):
-	}
-	slog.Warn("keystone: uwsgi did not stop in time, killing its process group", "pid", pid, "timeout", ksStopTimeout)
-	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		slog.Warn("keystone: kill uwsgi", "pid", pid, "err", err)
-	}
-	<-p.done
-}
-
 // Stop stops Keystone and, if StartKeystoneServer created its directory,
 // removes it. It is safe to call more than once.
 func (k *Keystone) Stop() {
-	k.stopOnce.Do(func() {
-		if k.proc != nil {
-			k.proc.stop()
-		}
-		if k.ownedDir != "" {
-			if err := os.RemoveAll(k.ownedDir); err != nil {
-				slog.Warn("keystone: remove directory", "dir", k.ownedDir, "err", err)
-			}
-		}
-	})
+	k.stopOnce.Do(func() { stopServer(k.proc, k.ownedDir) })
 }
 
 // PID returns the process id of the uwsgi master serving Keystone.
-func (k *Keystone) PID() int { return k.proc.cmd.Process.Pid }
+func (k *Keystone) PID() int { return k.proc.pid() }
 
 // Port returns the port Keystone listens on at 127.0.0.1.
 func (k *Keystone) Port() int { return k.port }
 
 // LogTail returns the last n lines of uwsgi's and Keystone's logs.
 func (k *Keystone) LogTail(n int) string {
-	return fmt.Sprintf("== %s ==\n%s\n== %s ==\n%s", k.uwsgiPath, ksTail(ksReadFile(k.uwsgiPath), n),
-		k.logPath, ksTail(ksReadFile(k.logPath), n))
+	return fmt.Sprintf("== %s ==\n%s\n== %s ==\n%s", k.uwsgiPath, tail(readFile(k.uwsgiPath), n),
+		k.logPath, tail(readFile(k.logPath), n))
 }
 
 // AdminToken returns a token of the admin user scoped to the admin project.
@@ -818,7 +700,7 @@ func (k *Keystone) call(ctx context.Context, method, path, token string, headers
 		return nil, fmt.Errorf("%s %s: read answer: %w", method, req.URL.Path, err)
 	}
 	if !ksStatusIn(resp.StatusCode, ok) {
-		return nil, fmt.Errorf("%s %s: HTTP %d: %s", method, req.URL.Path, resp.StatusCode, ksTail(bytes.TrimSpace(data), 5))
+		return nil, fmt.Errorf("%s %s: HTTP %d: %s", method, req.URL.Path, resp.StatusCode, tail(bytes.TrimSpace(data), 5))
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -837,16 +719,6 @@ func ksStatusIn(status int, ok []int) bool {
 	return false
 }
 
-// ksFreePort returns a TCP port of 127.0.0.1 that was free a moment ago.
-func ksFreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 func ksAppendFile(path string, data []byte) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -860,34 +732,4 @@ func ksAppendFile(path string, data []byte) error {
 		return fmt.Errorf("close %s: %w", path, err)
 	}
 	return nil
-}
-
-// ksReadFile returns the contents of path, or a note saying why not.
-func ksReadFile(path string) []byte {
-	return ksReadFileFrom(path, 0)
-}
-
-func ksReadFileFrom(path string, offset int64) []byte {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Appendf(nil, "(%v)", err)
-	}
-	defer f.Close()
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		return fmt.Appendf(nil, "(%v)", err)
-	}
-	data, err := io.ReadAll(f)
-	if err != nil {
-		return fmt.Appendf(nil, "(%v)", err)
-	}
-	return data
-}
-
-// ksTail returns the last n lines of data.
-func ksTail(data []byte, n int) string {
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

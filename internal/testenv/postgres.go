@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -13,7 +12,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -63,18 +61,11 @@ type PostgresServer struct {
 	ownedDir string // removed by Stop: StartPostgresServer created it
 	cred     *syscall.Credential
 	port     int
-	proc     *postmaster
+	proc     *process
 
 	createMu sync.Mutex // serialises CREATE DATABASE
 	seq      atomic.Int64
 	stopOnce sync.Once
-}
-
-// postmaster is one running postgres process.
-type postmaster struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed once the process has exited
-	err  error         // what Wait returned; read only after done is closed
 }
 
 // StartPostgres starts a private PostgreSQL server for t in t.TempDir(),
@@ -89,24 +80,8 @@ func StartPostgres(t testing.TB) (dsn string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*pgStartTimeout)
 	defer cancel()
-
-	// TempDir first: cleanups run last-in first-out, so the server is
-	// stopped before its directory is removed.
-	dir := t.TempDir()
-	srv, err := StartPostgresServer(ctx, dir)
-	if errors.Is(err, ErrPostgresNotFound) {
-		t.Skipf("skipping: %v", err)
-	}
-	if err != nil {
-		t.Fatalf("start PostgreSQL: %v", err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("PostgreSQL log %s ends with:\n%s", srv.LogPath(), srv.LogTail(40))
-		}
-		srv.Stop()
-	})
-	dsn, err = srv.NewDatabase(ctx, "test")
+	srv := startForTest(ctx, t, "PostgreSQL", ErrPostgresNotFound, 40, StartPostgresServer)
+	dsn, err := srv.NewDatabase(ctx, "test")
 	if err != nil {
 		t.Fatalf("create test database: %v", err)
 	}
@@ -159,12 +134,8 @@ func StartPostgresServer(ctx context.Context, dir string) (*PostgresServer, erro
 	}
 
 	s := &PostgresServer{binDir: binDir, cred: cred}
-	if dir == "" {
-		dir, err = os.MkdirTemp("", "neutrino-pg-")
-		if err != nil {
-			return nil, fmt.Errorf("create PostgreSQL directory: %w", err)
-		}
-		s.ownedDir = dir
+	if dir, s.ownedDir, err = serverDir(dir, "neutrino-pg-", "PostgreSQL"); err != nil {
+		return nil, err
 	}
 	if err := s.start(ctx, dir); err != nil {
 		s.Stop()
@@ -228,8 +199,6 @@ func (s *PostgresServer) start(ctx context.Context, dir string) error {
 	return nil
 }
 
-var errPortTaken = errors.New("port taken")
-
 // startPostmaster starts postgres on a free port and waits until it accepts
 // connections. It returns an error wrapping errPortTaken when the port was
 // taken by someone else in the meantime.
@@ -238,16 +207,6 @@ func (s *PostgresServer) startPostmaster(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	logFile, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("open PostgreSQL log: %w", err)
-	}
-	defer logFile.Close() // the child has its own copy
-	logStart, err := logFile.Seek(0, io.SeekEnd)
-	if err != nil {
-		return fmt.Errorf("PostgreSQL log: %w", err)
-	}
-
 	cmd := exec.Command(filepath.Join(s.binDir, "postgres"),
 		"-D", s.dataDir,
 		"-p", strconv.Itoa(port),
@@ -261,42 +220,19 @@ func (s *PostgresServer) startPostmaster(ctx context.Context) error {
 	)
 	cmd.Dir = s.baseDir
 	cmd.Env = s.env()
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential: s.cred,
-		// Its own process group, so that Stop can kill its children too
-		// and a terminal's ^C reaches only the test binary; and killed
-		// (immediate shutdown) if the test binary dies without Stop.
-		Setpgid:   true,
-		Pdeathsig: syscall.SIGQUIT,
-	}
-
-	p := &postmaster{cmd: cmd, done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		// The parent-death signal fires when the thread that started
-		// the child exits, not the process: hold this thread for the
-		// child's whole life by waiting for it here.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
-		return fmt.Errorf("start postgres: %w", err)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	// Stop asks for a fast shutdown (SIGINT); a test binary that dies
+	// without Stop leaves it an immediate shutdown (SIGQUIT).
+	p, logStart, err := startProcess("postgres", cmd, s.logPath, syscall.SIGQUIT, syscall.SIGINT, pgStopTimeout)
+	if err != nil {
+		return err
 	}
 	s.port = port
 	s.proc = p
 
-	if err := s.waitReady(ctx); err != nil {
+	if err := p.waitReady(ctx, pgStartTimeout, 50*time.Millisecond, "postgres to accept connections", s.probe); err != nil {
 		p.stop()
-		out := s.logSince(logStart)
+		out := string(readFileFrom(s.logPath, logStart))
 		if strings.Contains(out, "could not bind") || strings.Contains(out, "could not create any TCP/IP sockets") {
 			err = fmt.Errorf("%w: %w", errPortTaken, err)
 		}
@@ -305,26 +241,15 @@ func (s *PostgresServer) startPostmaster(ctx context.Context) error {
 	return nil
 }
 
-// waitReady polls the server until it accepts a connection, it exits, or
-// the start times out.
-func (s *PostgresServer) waitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, pgStartTimeout)
+// probe connects to the server once.
+func (s *PostgresServer) probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	for {
-		connCtx, connCancel := context.WithTimeout(ctx, 2*time.Second)
-		conn, err := pgx.Connect(connCtx, s.DSN("postgres"))
-		connCancel()
-		if err == nil {
-			return conn.Close(ctx)
-		}
-		select {
-		case <-s.proc.done:
-			return fmt.Errorf("postgres exited while starting: %v", s.proc.err)
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for postgres to accept connections: %w (last error: %v)", ctx.Err(), err)
-		case <-time.After(50 * time.Millisecond):
-		}
+	conn, err := pgx.Connect(ctx, s.DSN("postgres"))
+	if err != nil {
+		return err
 	}
+	return conn.Close(ctx)
 }
 
 // env is the environment of initdb and postgres: nothing of the caller's
@@ -339,48 +264,15 @@ func (s *PostgresServer) env() []string {
 	}
 }
 
-// stop shuts the postmaster down fast (SIGINT) and, if it is still there
-// after pgStopTimeout, kills its process group.
-func (p *postmaster) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	pid := p.cmd.Process.Pid
-	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		slog.Warn("postgres: signal fast shutdown", "pid", pid, "err", err)
-	}
-	select {
-	case <-p.done:
-		return
-	case <-time.After(pgStopTimeout):
-	}
-	slog.Warn("postgres: no shutdown in time, killing it", "pid", pid, "timeout", pgStopTimeout)
-	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
-		slog.Warn("postgres: kill process group", "pgid", pid, "err", err)
-	}
-	<-p.done
-}
-
 // Stop stops the server by its PID and waits for it to exit; when
 // StartPostgresServer created the server's directory it removes it too. It
 // may be called more than once.
 func (s *PostgresServer) Stop() {
-	s.stopOnce.Do(func() {
-		if s.proc != nil {
-			s.proc.stop()
-		}
-		if s.ownedDir != "" {
-			if err := os.RemoveAll(s.ownedDir); err != nil {
-				slog.Warn("postgres: remove directory", "dir", s.ownedDir, "err", err)
-			}
-		}
-	})
+	s.stopOnce.Do(func() { stopServer(s.proc, s.ownedDir) })
 }
 
 // PID is the process id of the server (the postmaster).
-func (s *PostgresServer) PID() int { return s.proc.cmd.Process.Pid }
+func (s *PostgresServer) PID() int { return s.proc.pid() }
 
 // Port is the TCP port the server listens on, on 127.0.0.1.
 func (s *PostgresServer) Port() int { return s.port }
@@ -424,10 +316,8 @@ func (s *PostgresServer) NewTestDatabase(t testing.TB) (dsn string) {
 		t.Fatalf("%v", err)
 	}
 	t.Cleanup(func() {
-		select {
-		case <-s.proc.done:
+		if s.proc.exited() {
 			return // the server is gone, and the database with it
-		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -463,10 +353,8 @@ func testDatabaseName(testName string, seq int64) string {
 // exec runs one statement in the server's "postgres" database on a
 // connection of its own.
 func (s *PostgresServer) exec(ctx context.Context, sql string) error {
-	select {
-	case <-s.proc.done:
+	if s.proc.exited() {
 		return errors.New("the PostgreSQL server has stopped")
-	default:
 	}
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
@@ -481,31 +369,10 @@ func (s *PostgresServer) exec(ctx context.Context, sql string) error {
 	return nil
 }
 
-// LogTail returns at most the last n lines of the server's log.
+// LogTail returns at most the last n lines of the server's log, under a
+// line naming the file.
 func (s *PostgresServer) LogTail(n int) string {
-	b, err := os.ReadFile(s.logPath)
-	if err != nil {
-		return fmt.Sprintf("(cannot read log: %v)", err)
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// logSince returns what the log holds from offset on.
-func (s *PostgresServer) logSince(offset int64) string {
-	f, err := os.Open(s.logPath)
-	if err != nil {
-		return fmt.Sprintf("(cannot read log: %v)", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.NewSectionReader(f, offset, 1<<20))
-	if err != nil {
-		return fmt.Sprintf("(cannot read log: %v)", err)
-	}
-	return string(b)
+	return fmt.Sprintf("== %s ==\n%s", s.logPath, tail(readFile(s.logPath), n))
 }
 
 // findPostgresBinDir returns the directory holding initdb and postgres: that
@@ -545,21 +412,6 @@ func findPostgresBinDir(pattern string) (string, error) {
 	}
 	return "", fmt.Errorf("%w: no initdb and postgres under /usr/lib/postgresql/*/bin or in PATH; %s",
 		ErrPostgresNotFound, installHint)
-}
-
-// freePort returns a TCP port of 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func isExecutable(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }
 
 // postgresCredential returns the credential to run PostgreSQL with: none
