@@ -3,11 +3,14 @@
 # run time on a Debian 12 machine: Open vSwitch (the all-in-one starts its own
 # ovsdb-server and ovs-vswitchd when no system one runs), iproute2 (`ip netns
 # exec` for the VMs), busybox (the VMs' DHCP client, udhcpc) and ping.
+# Packages named as arguments are installed with them, in the same apt-get
+# run: scripts/install-deps.sh adds those the build and tests need.
 #
 # Idempotent: nothing happens when everything is installed; `apt-get update`
 # runs only when something is missing. The package scripts are kept from
-# starting Debian's openvswitch-switch service (policy-rc.d), so neutrino's
-# own daemons serve the all-in-one.
+# starting Debian's services (openvswitch-switch, postgresql, keystone:
+# policy-rc.d), so neutrino's own daemons and the tests' private instances
+# serve instead.
 set -euo pipefail
 
 packages=(
@@ -15,6 +18,7 @@ packages=(
 	iproute2
 	busybox
 	iputils-ping
+	"$@"
 )
 
 log() { printf 'install-runtime-deps: %s\n' "$*" >&2; }
@@ -42,6 +46,7 @@ if ((EUID != 0)); then
 fi
 log "installing: ${missing[*]}"
 
+# An existing policy-rc.d is left as it is; one we add is removed again.
 policy=/usr/sbin/policy-rc.d
 if [[ ! -e "$policy" ]]; then
 	printf '#!/bin/sh\n# added by neutrino scripts/install-runtime-deps.sh\nexit 101\n' |
