@@ -2,15 +2,12 @@ package agent_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/neutrino-sdn/neutrino/internal/agent"
 	"github.com/neutrino-sdn/neutrino/internal/apitest"
-	"github.com/neutrino-sdn/neutrino/internal/bus"
 	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
 	"github.com/neutrino-sdn/neutrino/internal/outbox"
 	"github.com/neutrino-sdn/neutrino/internal/store"
@@ -89,24 +86,9 @@ func (r *wiringRole) syncCount() int {
 func TestAgentAgainstServer(t *testing.T) {
 	srv := apitest.Start(t)
 	admin := srv.Client(t, "admin")
-	conn, err := bus.ConnectEmbedded(srv.Srv.NATS(), "agent", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	role := &wiringRole{}
-	a, err := agent.New(conn, agent.Options{Host: "node1", Roles: []agent.Role{role}, ReportInterval: time.Hour,
-		ResyncInterval: time.Hour, GapWait: 50 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-		conn.Close()
-	}()
+	a := runAgent(t, srv.Srv.NATS(), role, agent.Options{ReportInterval: time.Hour, ResyncInterval: time.Hour,
+		GapWait: 50 * time.Millisecond})
 
 	// The agent registers; its first sync finds nothing.
 	eventually(t, "the agent alive", func() bool {
@@ -126,7 +108,8 @@ func TestAgentAgainstServer(t *testing.T) {
 	// A replica dies after numbering node1's next notification: the agent
 	// notices the gap at the one after and resyncs, so port 2 is wired.
 	db := srv.Srv.DB
-	err = db.Tx(ctx, func(tx *store.Tx) error {
+	ctx := t.Context()
+	err := db.Tx(ctx, func(tx *store.Tx) error {
 		if err := outbox.Add(ctx, tx, outbox.Entry{Host: "node1", Kind: outbox.KindNetwork, NetworkID: net}); err != nil {
 			return err
 		}
