@@ -205,6 +205,17 @@ func hostState() *msg.HostState {
 	}}
 }
 
+// syncedRole returns a role on a fresh fake OVS that has been given
+// hostState and reconciled: bridges, tunnels and flows are in, no VIF yet.
+func syncedRole(t *testing.T, status agent.StatusReporter) (*fakeOVS, *Role) {
+	t.Helper()
+	ovs := newFakeOVS()
+	r := newTestRole(t, ovs, status)
+	r.Sync(context.Background(), hostState())
+	reconcile(t, r)
+	return ovs, r
+}
+
 func reconcile(t *testing.T, r *Role) {
 	t.Helper()
 	// Two passes: the first makes bridges and ports, the second sees
@@ -244,10 +255,7 @@ func TestRoleOnlyMakesBridgesBeforeTheFirstSync(t *testing.T) {
 }
 
 func TestRoleBuildsBridgesPatchesAndTunnels(t *testing.T) {
-	ovs := newFakeOVS()
-	r := newTestRole(t, ovs, nil)
-	r.Sync(context.Background(), hostState())
-	reconcile(t, r)
+	ovs, _ := syncedRole(t, nil)
 	v, _ := ovs.View()
 	for _, want := range []struct{ bridge, port, typ string }{
 		{"br-int", "patch-tun", "patch"},
@@ -284,10 +292,7 @@ func TestRoleBuildsBridgesPatchesAndTunnels(t *testing.T) {
 }
 
 func TestRoleRemakesTunnelPortsForANewLocalIP(t *testing.T) {
-	ovs := newFakeOVS()
-	r := newTestRole(t, ovs, nil)
-	r.Sync(context.Background(), hostState())
-	reconcile(t, r)
+	ovs, _ := syncedRole(t, nil) // a first run made the tunnel ports
 	cfg := testConfig
 	cfg.LocalIP = "192.0.2.9"
 	r2, err := New(cfg, ovs, ovs, nil)
@@ -303,12 +308,9 @@ func TestRoleRemakesTunnelPortsForANewLocalIP(t *testing.T) {
 }
 
 func TestRoleWiresPluggedPortsAndReportsStatus(t *testing.T) {
-	ovs := newFakeOVS()
 	status := &fakeStatus{}
-	r := newTestRole(t, ovs, status)
+	ovs, r := syncedRole(t, status)
 	ctx := context.Background()
-	r.Sync(ctx, hostState())
-	reconcile(t, r)
 	if len(status.up)+len(status.down) != 0 {
 		t.Fatalf("status before any VIF: %+v", status)
 	}
@@ -353,11 +355,8 @@ func TestRoleWiresPluggedPortsAndReportsStatus(t *testing.T) {
 }
 
 func TestRoleSyncWithoutL2PartKeepsTheState(t *testing.T) {
-	ovs := newFakeOVS()
-	r := newTestRole(t, ovs, nil)
+	ovs, r := syncedRole(t, nil)
 	ctx := context.Background()
-	r.Sync(ctx, hostState())
-	reconcile(t, r)
 	ovs.plug("tap1", "port-1")
 	reconcile(t, r)
 	r.Sync(ctx, &msg.HostState{DHCP: &msg.DHCPState{}})
@@ -373,11 +372,8 @@ func TestRoleSyncWithoutL2PartKeepsTheState(t *testing.T) {
 }
 
 func TestRoleDeletedNetworkLeavesNothing(t *testing.T) {
-	ovs := newFakeOVS()
-	r := newTestRole(t, ovs, nil)
+	ovs, r := syncedRole(t, nil)
 	ctx := context.Background()
-	r.Sync(ctx, hostState())
-	reconcile(t, r)
 	ovs.plug("tap1", "port-1")
 	reconcile(t, r)
 	r.Apply(ctx, &msg.Notification{L2: &msg.L2Update{DeletedPorts: []string{"port-1"}, DeletedNetworks: []string{"net-a"}}})
@@ -393,11 +389,8 @@ func TestRoleDeletedNetworkLeavesNothing(t *testing.T) {
 }
 
 func TestRoleRestartReplacesFlowsInPlace(t *testing.T) {
-	ovs := newFakeOVS()
+	ovs, first := syncedRole(t, nil)
 	ctx := context.Background()
-	first := newTestRole(t, ovs, nil)
-	first.Sync(ctx, hostState())
-	reconcile(t, first)
 	ovs.plug("tap1", "port-1")
 	ovs.plug("tap2", "port-2")
 	reconcile(t, first)
@@ -479,10 +472,7 @@ func TestRoleMetrics(t *testing.T) {
 }
 
 func TestRoleReprogramPushesEverythingAgain(t *testing.T) {
-	ovs := newFakeOVS()
-	r := newTestRole(t, ovs, nil)
-	r.Sync(context.Background(), hostState())
-	reconcile(t, r)
+	ovs, r := syncedRole(t, nil)
 	want := ovs.flowCount("br-int")
 	// ovs-vswitchd restarted: its tables are empty.
 	ovs.mu.Lock()
@@ -498,11 +488,8 @@ func TestRoleReprogramPushesEverythingAgain(t *testing.T) {
 }
 
 func TestRoleFailedBundleIsRetriedWhole(t *testing.T) {
-	ovs := newFakeOVS()
-	r := newTestRole(t, ovs, nil)
+	ovs, r := syncedRole(t, nil)
 	ctx := context.Background()
-	r.Sync(ctx, hostState())
-	reconcile(t, r)
 	ovs.fail = true
 	ovs.plug("tap1", "port-1")
 	if err := r.Reconcile(ctx); err == nil {
