@@ -2,6 +2,7 @@ package l2
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -66,22 +67,33 @@ func scenario() Wiring {
 // find returns the flow of a bridge in table t whose match is exactly match.
 func find(t *testing.T, c Compiled, bridge string, table Table, match string) Flow {
 	t.Helper()
-	for _, f := range c.Bridges[bridge] {
-		if f.Table == table && f.Match == match {
-			return f
-		}
+	f, ok := lookup(c, bridge, table, match)
+	if !ok {
+		t.Fatalf("%s: no flow in table %d matching %q; flows:\n%s", bridge, table, match, dump(c.Bridges[bridge]))
 	}
-	t.Fatalf("%s: no flow in table %d matching %q; flows:\n%s", bridge, table, match, dump(c.Bridges[bridge]))
-	return Flow{}
+	return f
+}
+
+// wantActions checks that the flow find returns has exactly actions.
+func wantActions(t *testing.T, c Compiled, bridge string, table Table, match, actions string) {
+	t.Helper()
+	if f := find(t, c, bridge, table, match); f.Actions != actions {
+		t.Errorf("%s table %d, match %q: actions %q, want %q", bridge, table, match, f.Actions, actions)
+	}
 }
 
 func has(c Compiled, bridge string, table Table, match string) bool {
+	_, ok := lookup(c, bridge, table, match)
+	return ok
+}
+
+func lookup(c Compiled, bridge string, table Table, match string) (Flow, bool) {
 	for _, f := range c.Bridges[bridge] {
 		if f.Table == table && f.Match == match {
-			return true
+			return f, true
 		}
 	}
-	return false
+	return Flow{}, false
 }
 
 func dump(s FlowSet) string {
@@ -113,15 +125,6 @@ func actionsOf(f Flow) []string {
 	return append(out, f.Actions[start:])
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 func TestCompileVIFGetsItsNetworksLocalVLAN(t *testing.T) {
 	c := Compile(scenario())
 	if len(c.Problems) > 0 {
@@ -135,30 +138,19 @@ func TestCompileVIFGetsItsNetworksLocalVLAN(t *testing.T) {
 		}
 	}
 	// Anything else entering br-int is dropped; the isolated VIF explicitly.
-	if f := find(t, c, "br-int", IntClassify, ""); f.Actions != "drop" {
-		t.Errorf("classify default: %q, want drop", f.Actions)
-	}
-	if f := find(t, c, "br-int", IntClassify, "in_port=20"); f.Actions != "drop" {
-		t.Errorf("isolated port: %q, want drop", f.Actions)
-	}
+	wantActions(t, c, "br-int", IntClassify, "", "drop")
+	wantActions(t, c, "br-int", IntClassify, "in_port=20", "drop")
 }
 
 func TestCompileLocalUnicastPassesIngressHookBeforeOutput(t *testing.T) {
 	c := Compile(scenario())
 	// MACs are normalised to lower case.
-	f := find(t, c, "br-int", IntForward, "dl_vlan=1,dl_dst=fa:16:3e:00:00:02")
-	if f.Actions != "load:0xb->NXM_NX_REG5[],goto_table:40" {
-		t.Errorf("unicast to red-2: %q", f.Actions)
-	}
+	wantActions(t, c, "br-int", IntForward, "dl_vlan=1,dl_dst=fa:16:3e:00:00:02", "load:0xb->NXM_NX_REG5[],goto_table:40")
 	// The hooks pass everything on until a firewall fills them.
 	for table, next := range map[Table]Table{IntSpoofGuard: IntEgressFirewall, IntEgressFirewall: IntForward, IntIngressFirewall: IntOutput} {
-		if f := find(t, c, "br-int", table, ""); f.Actions != gotoTable(next) {
-			t.Errorf("hook table %d: %q, want %s", table, f.Actions, gotoTable(next))
-		}
+		wantActions(t, c, "br-int", table, "", gotoTable(next))
 	}
-	if f := find(t, c, "br-int", IntOutput, "reg5=11,vlan_tci=0x1000/0x1000"); f.Actions != "strip_vlan,output:11" {
-		t.Errorf("output to red-2: %q", f.Actions)
-	}
+	wantActions(t, c, "br-int", IntOutput, "reg5=11,vlan_tci=0x1000/0x1000", "strip_vlan,output:11")
 	// The same MAC on another network's VLAN is not delivered there.
 	if has(c, "br-int", IntForward, "dl_vlan=2,dl_dst=fa:16:3e:00:00:02") {
 		t.Error("red-2's MAC is switched on blue's VLAN")
@@ -178,9 +170,7 @@ func TestCompileFloodStaysInTheNetwork(t *testing.T) {
 		t.Errorf("red flood: %q, want %q", acts, want)
 	}
 	// Unknown unicast leaves by the uplink only.
-	if f := find(t, c, "br-int", IntForward, "dl_vlan=1"); f.Actions != "output:1" {
-		t.Errorf("red unknown unicast: %q", f.Actions)
-	}
+	wantActions(t, c, "br-int", IntForward, "dl_vlan=1", "output:1")
 	// The VLAN network floods to the physical bridge's patch.
 	f = find(t, c, "br-int", IntForward, "dl_vlan=3,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00")
 	if acts := actionsOf(f); acts[0] != "output:2" || len(acts) != 2 {
@@ -191,33 +181,17 @@ func TestCompileFloodStaysInTheNetwork(t *testing.T) {
 func TestCompileTunnelMapping(t *testing.T) {
 	c := Compile(scenario())
 	// From br-int: tunnel ports are classified by their type.
-	if f := find(t, c, "br-tun", TunClassify, "in_port=5"); f.Actions != gotoTable(TunFromVXLAN) {
-		t.Errorf("vxlan port: %q", f.Actions)
-	}
-	if f := find(t, c, "br-tun", TunClassify, "in_port=7"); f.Actions != gotoTable(TunFromGRE) {
-		t.Errorf("gre port: %q", f.Actions)
-	}
+	wantActions(t, c, "br-tun", TunClassify, "in_port=5", gotoTable(TunFromVXLAN))
+	wantActions(t, c, "br-tun", TunClassify, "in_port=7", gotoTable(TunFromGRE))
 	// Tunnel id → local VLAN, one per network.
-	if f := find(t, c, "br-tun", TunFromVXLAN, "tun_id=0x64"); f.Actions != "mod_vlan_vid:1,output:1" {
-		t.Errorf("vni 100: %q", f.Actions)
-	}
-	if f := find(t, c, "br-tun", TunFromVXLAN, "tun_id=0xc8"); f.Actions != "mod_vlan_vid:2,output:1" {
-		t.Errorf("vni 200: %q", f.Actions)
-	}
+	wantActions(t, c, "br-tun", TunFromVXLAN, "tun_id=0x64", "mod_vlan_vid:1,output:1")
+	wantActions(t, c, "br-tun", TunFromVXLAN, "tun_id=0xc8", "mod_vlan_vid:2,output:1")
 	// A remote MAC goes to the tunnel of the node that holds it.
-	if f := find(t, c, "br-tun", TunUnicast, "dl_vlan=1,dl_dst=fa:16:3e:00:00:b1"); f.Actions != "strip_vlan,set_tunnel:0x64,output:5" {
-		t.Errorf("unicast to red-b1: %q", f.Actions)
-	}
-	if f := find(t, c, "br-tun", TunUnicast, "dl_vlan=2,dl_dst=fa:16:3e:00:00:c1"); f.Actions != "strip_vlan,set_tunnel:0xc8,output:6" {
-		t.Errorf("unicast to blue-c1: %q", f.Actions)
-	}
+	wantActions(t, c, "br-tun", TunUnicast, "dl_vlan=1,dl_dst=fa:16:3e:00:00:b1", "strip_vlan,set_tunnel:0x64,output:5")
+	wantActions(t, c, "br-tun", TunUnicast, "dl_vlan=2,dl_dst=fa:16:3e:00:00:c1", "strip_vlan,set_tunnel:0xc8,output:6")
 	// Flooding only to nodes with ports on the network.
-	if f := find(t, c, "br-tun", TunFlood, "dl_vlan=1"); f.Actions != "strip_vlan,set_tunnel:0x64,output:5" {
-		t.Errorf("red flood: %q", f.Actions)
-	}
-	if f := find(t, c, "br-tun", TunFlood, "dl_vlan=2"); f.Actions != "strip_vlan,set_tunnel:0xc8,output:6" {
-		t.Errorf("blue flood: %q", f.Actions)
-	}
+	wantActions(t, c, "br-tun", TunFlood, "dl_vlan=1", "strip_vlan,set_tunnel:0x64,output:5")
+	wantActions(t, c, "br-tun", TunFlood, "dl_vlan=2", "strip_vlan,set_tunnel:0xc8,output:6")
 }
 
 func TestCompileARPResponder(t *testing.T) {
@@ -231,19 +205,17 @@ func TestCompileARPResponder(t *testing.T) {
 		"load:0xa000015->NXM_OF_ARP_SPA[]",
 		"IN_PORT",
 	} {
-		if !contains(acts, want) {
+		if !slices.Contains(acts, want) {
 			t.Errorf("ARP reply lacks %q: %q", want, f.Actions)
 		}
 	}
 	// Blue has the same address on another port: its own answer, on its VLAN.
 	f = find(t, c, "br-tun", TunARPResponder, "arp,dl_vlan=2,arp_op=1,arp_tpa=10.0.0.21")
-	if !contains(actionsOf(f), "mod_dl_src:fa:16:3e:00:00:c1") {
+	if !slices.Contains(actionsOf(f), "mod_dl_src:fa:16:3e:00:00:c1") {
 		t.Errorf("blue ARP reply: %q", f.Actions)
 	}
 	// Broadcast ARP from br-int meets the responder first.
-	if f := find(t, c, "br-tun", TunFromInt, "arp,dl_dst=ff:ff:ff:ff:ff:ff"); f.Actions != gotoTable(TunARPResponder) {
-		t.Errorf("ARP from br-int: %q", f.Actions)
-	}
+	wantActions(t, c, "br-tun", TunFromInt, "arp,dl_dst=ff:ff:ff:ff:ff:ff", gotoTable(TunARPResponder))
 	// No IPv6 address in an ARP answer.
 	for _, f := range c.Bridges["br-tun"] {
 		if strings.Contains(f.Match, "2001:db8") {
@@ -255,23 +227,13 @@ func TestCompileARPResponder(t *testing.T) {
 func TestCompileProviderTranslation(t *testing.T) {
 	c := Compile(scenario())
 	// VLAN: local 3 ↔ provider 1001, both ways.
-	if f := find(t, c, "br-physnet1", PhysEgress, "in_port=1,dl_vlan=3"); f.Actions != "mod_vlan_vid:1001,NORMAL" {
-		t.Errorf("vlan egress: %q", f.Actions)
-	}
-	if f := find(t, c, "br-int", IntClassify, "in_port=2,dl_vlan=1001"); f.Actions != "mod_vlan_vid:3,goto_table:30" {
-		t.Errorf("vlan ingress: %q", f.Actions)
-	}
+	wantActions(t, c, "br-physnet1", PhysEgress, "in_port=1,dl_vlan=3", "mod_vlan_vid:1001,NORMAL")
+	wantActions(t, c, "br-int", IntClassify, "in_port=2,dl_vlan=1001", "mod_vlan_vid:3,goto_table:30")
 	// Flat: local 4 ↔ untagged.
-	if f := find(t, c, "br-physnet1", PhysEgress, "in_port=1,dl_vlan=4"); f.Actions != "strip_vlan,NORMAL" {
-		t.Errorf("flat egress: %q", f.Actions)
-	}
-	if f := find(t, c, "br-int", IntClassify, "in_port=2,vlan_tci=0x0000/0x1fff"); f.Actions != "mod_vlan_vid:4,goto_table:30" {
-		t.Errorf("flat ingress: %q", f.Actions)
-	}
+	wantActions(t, c, "br-physnet1", PhysEgress, "in_port=1,dl_vlan=4", "strip_vlan,NORMAL")
+	wantActions(t, c, "br-int", IntClassify, "in_port=2,vlan_tci=0x0000/0x1fff", "mod_vlan_vid:4,goto_table:30")
 	// Other local VLANs never leave through the physical bridge.
-	if f := find(t, c, "br-physnet1", PhysEgress, "in_port=1"); f.Actions != "drop" {
-		t.Errorf("untranslated egress: %q", f.Actions)
-	}
+	wantActions(t, c, "br-physnet1", PhysEgress, "in_port=1", "drop")
 	// Tunnelled networks have nothing on the physical bridge.
 	for _, f := range c.Bridges["br-physnet1"] {
 		if strings.Contains(f.Match, "dl_vlan=1,") || strings.HasSuffix(f.Match, "dl_vlan=1") {

@@ -176,20 +176,14 @@ func TestSpoofGuard(t *testing.T) {
 		// The pair: its CIDR with host bits cleared, with its own MAC.
 		in + "ip,dl_src=fa:16:3e:00:00:77,nw_src=10.0.5.0/24",
 	} {
-		if f := find(t, c, "br-int", IntSpoofGuard, m); f.Actions != gotoTable(IntEgressFirewall) {
-			t.Errorf("%s: actions %q", m, f.Actions)
-		}
+		wantActions(t, c, "br-int", IntSpoofGuard, m, gotoTable(IntEgressFirewall))
 	}
 	find(t, c, "br-int", IntSpoofGuard, in+"arp,dl_src=fa:16:3e:00:00:01,arp_spa=10.0.0.1,arp_sha=fa:16:3e:00:00:01")
 	find(t, c, "br-int", IntSpoofGuard, in+"arp,dl_src=fa:16:3e:00:00:77,arp_spa=10.0.5.0/24,arp_sha=fa:16:3e:00:00:77")
 	for _, m := range []string{in + "udp,tp_src=67", in + "udp6,tp_src=547", in + "icmp6,icmp_type=134", "in_port=10"} {
-		if f := find(t, c, "br-int", IntSpoofGuard, m); f.Actions != "drop" {
-			t.Errorf("%s: actions %q, want drop", m, f.Actions)
-		}
+		wantActions(t, c, "br-int", IntSpoofGuard, m, "drop")
 	}
-	if f := find(t, c, "br-int", IntSpoofGuard, in+"udp,dl_src=fa:16:3e:00:00:01,tp_src=68,tp_dst=67"); f.Actions != gotoTable(IntForward) {
-		t.Errorf("DHCP client: %q", f.Actions)
-	}
+	wantActions(t, c, "br-int", IntSpoofGuard, in+"udp,dl_src=fa:16:3e:00:00:01,tp_src=68,tp_dst=67", gotoTable(IntForward))
 	// The drop of DHCP server traffic outranks the IP allow.
 	if find(t, c, "br-int", IntSpoofGuard, in+"udp,tp_src=67").Priority <= find(t, c, "br-int", IntSpoofGuard, in+"ip,dl_src=fa:16:3e:00:00:01,nw_src=10.0.0.1").Priority {
 		t.Error("DHCP server drop does not outrank the source allow")
@@ -210,9 +204,7 @@ func TestSpoofGuard(t *testing.T) {
 		}
 	}
 	// The ingress side loads the network's zone before tracking.
-	if f := find(t, c, "br-int", IntIngressFirewall, "reg5=10,ip"); f.Actions != "load:0x1->NXM_NX_REG6[],ct(table=41,zone=NXM_NX_REG6[0..15])" {
-		t.Errorf("ingress tracking: %q", f.Actions)
-	}
+	wantActions(t, c, "br-int", IntIngressFirewall, "reg5=10,ip", "load:0x1->NXM_NX_REG6[],ct(table=41,zone=NXM_NX_REG6[0..15])")
 }
 
 func TestFirewallPlainRulesAndStateless(t *testing.T) {
@@ -222,21 +214,15 @@ func TestFirewallPlainRulesAndStateless(t *testing.T) {
 	})
 	c := Compile(w)
 	// /0 is no restriction at all.
-	if f := find(t, c, "br-int", IntIngressRules, "reg5=10,ct_state="+ctNew+",tcp,tp_dst=22"); f.Actions != "ct(commit,zone=NXM_NX_REG6[0..15]),goto_table:50" {
-		t.Errorf("new ssh: %q", f.Actions)
-	}
-	if f := find(t, c, "br-int", IntIngressRules, "reg5=10,ct_state="+ctEstablished+",tcp,tp_dst=22"); f.Actions != "goto_table:50" {
-		t.Errorf("established ssh: %q", f.Actions)
-	}
+	wantActions(t, c, "br-int", IntIngressRules, "reg5=10,ct_state="+ctNew+",tcp,tp_dst=22", "ct(commit,zone=NXM_NX_REG6[0..15]),goto_table:50")
+	wantActions(t, c, "br-int", IntIngressRules, "reg5=10,ct_state="+ctEstablished+",tcp,tp_dst=22", "goto_table:50")
 	find(t, c, "br-int", IntEgressRules, "in_port=10,ct_state="+ctNew+",ipv6,ipv6_dst=2001:db8::/64")
 	// Stateless: allowed without commit.
 	g := w.SecurityGroups["web"]
 	g.Stateful = false
 	w.SecurityGroups["web"] = g
 	c = Compile(w)
-	if f := find(t, c, "br-int", IntIngressRules, "reg5=10,ct_state="+ctNew+",tcp,tp_dst=22"); f.Actions != "goto_table:50" {
-		t.Errorf("stateless new ssh: %q", f.Actions)
-	}
+	wantActions(t, c, "br-int", IntIngressRules, "reg5=10,ct_state="+ctNew+",tcp,tp_dst=22", "goto_table:50")
 	// An unknown group is a problem, not a crash.
 	w.Networks[0].Ports[0].Security.Groups = []string{"gone"}
 	if c := Compile(w); len(c.Problems) != 1 || !strings.Contains(c.Problems[0], "gone") {
