@@ -2,7 +2,6 @@ package l2
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -96,15 +95,9 @@ func TestIntegrationFirewallGroupsRulesAndRemoteGroups(t *testing.T) {
 		groups: map[string]msg.SecurityGroup{"default": defaultGroup("default"), "other": defaultGroup("other")},
 	}
 	s.apply(b)
-	n1.startRole()
-	n2.startRole()
-	a := b.addVM(n1, "a", "a", "fa:16:3e:00:00:0a", "10.0.0.10/24")
-	bv := b.addVM(n2, "b", "b", "fa:16:3e:00:00:0b", "10.0.0.11/24")
-	c := b.addVM(n1, "c", "c", "fa:16:3e:00:00:0c", "10.0.0.12/24")
-	o := b.addVM(n2, "o", "o", "fa:16:3e:00:00:0f", "10.0.0.15/24")
-	for _, v := range []*vm{a, bv, c, o} {
-		v.node.waitWired(t, v.portID)
-	}
+	b.startRoles()
+	vms := b.plugVMs(t, s.ports)
+	a, bv, c, o := vms["a"], vms["b"], vms["c"], vms["o"]
 
 	// Default group: same-group VMs on two nodes talk.
 	b.waitPing(a, bv.addr())
@@ -175,15 +168,9 @@ func TestIntegrationPortSecurity(t *testing.T) {
 		groups: map[string]msg.SecurityGroup{"default": g},
 	}
 	s.apply(b)
-	n1.startRole()
-	n2.startRole()
-	a := b.addVM(n1, "a", "a", "fa:16:3e:00:00:0a", "10.0.0.10/24")
-	u := b.addVM(n1, "u", "u", "fa:16:3e:00:00:0d", "10.0.0.13/24")
-	p := b.addVM(n2, "p", "p", "fa:16:3e:00:00:0b", "10.0.0.11/24")
-	tgt := b.addVM(n2, "t", "t", "fa:16:3e:00:00:0c", "10.0.0.12/24")
-	for _, v := range []*vm{a, u, p, tgt} {
-		v.node.waitWired(t, v.portID)
-	}
+	b.startRoles()
+	vms := b.plugVMs(t, s.ports)
+	a, u, p, tgt := vms["a"], vms["u"], vms["p"], vms["t"]
 	b.waitPing(a, tgt.addr())
 	b.waitPing(u, tgt.addr())
 
@@ -193,16 +180,7 @@ func TestIntegrationPortSecurity(t *testing.T) {
 			t.Fatalf("%s: ip %s: %v: %s", v.name, strings.Join(args, " "), err, out)
 		}
 	}
-	pingFrom := func(v *vm, src, dst string) int {
-		out, _ := netns.Command(v.Netns, "ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "1", "-I", src, dst).CombinedOutput()
-		var sent, recv int
-		for _, l := range strings.Split(string(out), "\n") {
-			if strings.Contains(l, "packets transmitted") {
-				fmt.Sscanf(strings.TrimSpace(l), "%d packets transmitted, %d received", &sent, &recv)
-			}
-		}
-		return recv
-	}
+	pingFrom := func(v *vm, src, dst string) int { return v.pingFrom(src, dst, 3, "0.2") }
 
 	// Spoofed source IP (and its ARP, which carries the spoofed address):
 	// nothing of it reaches the target.

@@ -152,6 +152,31 @@ func (b *bed) addVM(nd *node, name, portID, mac, ip string) *vm {
 	return v
 }
 
+// plugVMs makes a VM for each port (named after it; every test network
+// is a /24) on the node that holds the port, and waits until the nodes
+// reported them all up. It returns the VMs by port ID.
+func (b *bed) plugVMs(t testing.TB, ports map[*node][]msg.Port) map[string]*vm {
+	t.Helper()
+	vms := map[string]*vm{}
+	for _, nd := range b.nodes { // in node order, for stable names in logs
+		for _, p := range ports[nd] {
+			vms[p.ID] = b.addVM(nd, p.ID, p.ID, p.MAC, p.FixedIPs[0].IPAddress+"/24")
+		}
+	}
+	for _, v := range vms {
+		v.node.waitWired(t, v.portID)
+	}
+	return vms
+}
+
+// startRoles starts the role on every node.
+func (b *bed) startRoles() {
+	b.t.Helper()
+	for _, nd := range b.nodes {
+		nd.startRole()
+	}
+}
+
 func (b *bed) plug(v *vm) {
 	b.must(v.node.client.EnsurePort(context.Background(), "br-int", ovs.Port{Name: v.tap, ExternalIDs: map[string]string{
 		"iface-id": v.portID, "attached-mac": v.mac, "iface-status": "active",
@@ -162,7 +187,16 @@ func (v *vm) addr() string { return v.IP().String() }
 
 // ping sends count pings to ip and returns how many were answered.
 func (v *vm) ping(ip string, count int, interval string) int {
-	out, _ := netns.Command(v.Netns, "ping", "-n", "-q", "-c", fmt.Sprint(count), "-i", interval, "-W", "1", ip).CombinedOutput()
+	return v.pingFrom("", ip, count, interval)
+}
+
+// pingFrom is ping from source address src ("": the route's).
+func (v *vm) pingFrom(src, ip string, count int, interval string) int {
+	args := []string{"-n", "-q", "-c", fmt.Sprint(count), "-i", interval, "-W", "1"}
+	if src != "" {
+		args = append(args, "-I", src)
+	}
+	out, _ := netns.Command(v.Netns, "ping", append(args, ip)...).CombinedOutput()
 	var sent, recv int
 	for _, l := range strings.Split(string(out), "\n") {
 		if strings.Contains(l, "packets transmitted") {
@@ -273,6 +307,18 @@ func (p placement) stateFor(b *bed, nd *node) *msg.HostState {
 	return &msg.HostState{Host: nd.tb.Name, L2: s}
 }
 
+// redPair is the smallest placement: one VXLAN network, red-1 on the
+// first node and red-2 on the second.
+func (b *bed) redPair() placement {
+	return placement{
+		networks: []msg.Network{network("net-red", "vxlan", 100)},
+		ports: map[*node][]msg.Port{
+			b.nodes[0]: {port("red-1", "net-red", "fa:16:3e:00:01:01", "10.0.0.1/24")},
+			b.nodes[1]: {port("red-2", "net-red", "fa:16:3e:00:01:02", "10.0.0.2/24")},
+		},
+	}
+}
+
 func (b *bed) apply(p placement) {
 	for _, nd := range b.nodes {
 		nd.sync(p.stateFor(b, nd))
@@ -303,21 +349,14 @@ func TestIntegrationVXLANAcrossNodesAndSameCIDRIsolated(t *testing.T) {
 		},
 	}
 	b.apply(p)
-	n1.startRole()
-	n2.startRole()
-	red1 := b.addVM(n1, "r1", "red-1", "fa:16:3e:00:01:01", "10.0.0.1/24")
-	red2 := b.addVM(n2, "r2", "red-2", "fa:16:3e:00:01:02", "10.0.0.2/24")
-	blue1 := b.addVM(n1, "b1", "blue-1", "fa:16:3e:00:02:01", "10.0.0.1/24")
-	blue2 := b.addVM(n2, "b2", "blue-2", "fa:16:3e:00:02:02", "10.0.0.2/24")
-	for _, v := range []*vm{red1, red2, blue1, blue2} {
-		v.node.waitWired(t, v.portID)
-	}
+	b.startRoles()
+	vms := b.plugVMs(t, p.ports)
+	red1, red2, blue1, blue2 := vms["red-1"], vms["red-2"], vms["blue-1"], vms["blue-2"]
 
 	b.waitPing(red1, red2.addr())
 	if got := red1.ping(red2.addr(), 5, "0.05"); got != 5 {
 		t.Errorf("red: %d of 5 pings across the tunnel answered", got)
 	}
-	// Blue has the same addresses; its VMs see nothing of red's traffic.
 	// Blue has the same addresses; its VMs see nothing of red's traffic.
 	capture := b.tb.Capture(t, blue2.Netns, "eth0", "")
 	red1.ping(red2.addr(), 5, "0.05")
@@ -358,15 +397,9 @@ func TestIntegrationProviderVLANAndFlat(t *testing.T) {
 		},
 	}
 	b.apply(p)
-	n1.startRole()
-	n2.startRole()
-	vlan1 := b.addVM(n1, "v1", "vlan-1", "fa:16:3e:00:03:01", "10.1.0.1/24")
-	vlan2 := b.addVM(n2, "v2", "vlan-2", "fa:16:3e:00:03:02", "10.1.0.2/24")
-	flat1 := b.addVM(n1, "f1", "flat-1", "fa:16:3e:00:04:01", "10.2.0.1/24")
-	flat2 := b.addVM(n2, "f2", "flat-2", "fa:16:3e:00:04:02", "10.2.0.2/24")
-	for _, v := range []*vm{vlan1, vlan2, flat1, flat2} {
-		v.node.waitWired(t, v.portID)
-	}
+	b.startRoles()
+	vms := b.plugVMs(t, p.ports)
+	vlan1, vlan2, flat1, flat2 := vms["vlan-1"], vms["vlan-2"], vms["flat-1"], vms["flat-2"]
 	// Capture where node 2 meets the provider segment.
 	capture := b.tb.Capture(t, b.tb.Fabric, n2.tb.FabricProvider, "icmp")
 
@@ -402,20 +435,12 @@ func TestIntegrationProviderVLANAndFlat(t *testing.T) {
 func TestIntegrationRestartLosesNoPacketAndConverges(t *testing.T) {
 	b := newBed(t, 2)
 	n1, n2 := b.nodes[0], b.nodes[1]
-	p := placement{
-		networks: []msg.Network{network("net-red", "vxlan", 100)},
-		ports: map[*node][]msg.Port{
-			n1: {port("red-1", "net-red", "fa:16:3e:00:01:01", "10.0.0.1/24")},
-			n2: {port("red-2", "net-red", "fa:16:3e:00:01:02", "10.0.0.2/24")},
-		},
-	}
+	p := b.redPair()
 	b.apply(p)
 	first := n1.startRole()
 	n2.startRole()
-	red1 := b.addVM(n1, "r1", "red-1", "fa:16:3e:00:01:01", "10.0.0.1/24")
-	red2 := b.addVM(n2, "r2", "red-2", "fa:16:3e:00:01:02", "10.0.0.2/24")
-	n1.waitWired(t, "red-1")
-	n2.waitWired(t, "red-2")
+	vms := b.plugVMs(t, p.ports)
+	red1, red2 := vms["red-1"], vms["red-2"]
 	b.waitPing(red1, red2.addr())
 	before := map[string][]string{}
 	for _, br := range []string{"br-int", "br-tun", "br-" + physnet} {
@@ -466,20 +491,12 @@ func TestIntegrationRestartLosesNoPacketAndConverges(t *testing.T) {
 func TestIntegrationVSwitchdRestartIsRepushed(t *testing.T) {
 	b := newBed(t, 2)
 	n1, n2 := b.nodes[0], b.nodes[1]
-	p := placement{
-		networks: []msg.Network{network("net-red", "vxlan", 100)},
-		ports: map[*node][]msg.Port{
-			n1: {port("red-1", "net-red", "fa:16:3e:00:01:01", "10.0.0.1/24")},
-			n2: {port("red-2", "net-red", "fa:16:3e:00:01:02", "10.0.0.2/24")},
-		},
-	}
+	p := b.redPair()
 	b.apply(p)
 	r := n1.startRole()
 	n2.startRole()
-	red1 := b.addVM(n1, "r1", "red-1", "fa:16:3e:00:01:01", "10.0.0.1/24")
-	red2 := b.addVM(n2, "r2", "red-2", "fa:16:3e:00:01:02", "10.0.0.2/24")
-	n1.waitWired(t, "red-1")
-	n2.waitWired(t, "red-2")
+	vms := b.plugVMs(t, p.ports)
+	red1, red2 := vms["red-1"], vms["red-2"]
 	b.waitPing(red1, red2.addr())
 	want := n1.settledFlows(t, "br-int")
 	pushes := r.Stats().FullPushes
@@ -495,26 +512,18 @@ func TestIntegrationVSwitchdRestartIsRepushed(t *testing.T) {
 
 func TestIntegrationDeletingPortAndNetworkLeavesNothing(t *testing.T) {
 	b := newBed(t, 2)
-	n1, n2 := b.nodes[0], b.nodes[1]
-	n1.startRole()
-	n2.startRole()
+	n1 := b.nodes[0]
+	b.startRoles()
 	// Base flows only: what an empty node has.
 	b.apply(placement{})
 	empty := map[string][]string{}
 	for _, br := range []string{"br-int", "br-tun"} {
 		empty[br] = n1.settledFlows(t, br)
 	}
-	p := placement{
-		networks: []msg.Network{network("net-red", "vxlan", 100)},
-		ports: map[*node][]msg.Port{
-			n1: {port("red-1", "net-red", "fa:16:3e:00:01:01", "10.0.0.1/24")},
-			n2: {port("red-2", "net-red", "fa:16:3e:00:01:02", "10.0.0.2/24")},
-		},
-	}
+	p := b.redPair()
 	b.apply(p)
-	red1 := b.addVM(n1, "r1", "red-1", "fa:16:3e:00:01:01", "10.0.0.1/24")
-	red2 := b.addVM(n2, "r2", "red-2", "fa:16:3e:00:01:02", "10.0.0.2/24")
-	n1.waitWired(t, "red-1")
+	vms := b.plugVMs(t, p.ports)
+	red1, red2 := vms["red-1"], vms["red-2"]
 	b.waitPing(red1, red2.addr())
 
 	// The VM goes: unplugged, its port and (last port) network deleted.
@@ -545,21 +554,18 @@ func TestIntegrationTunnelTypes(t *testing.T) {
 		},
 	}
 	b.apply(p)
-	n1.startRole()
-	n2.startRole()
-	for _, c := range []struct{ name, typ, n1port, n2port, mac1, mac2, ip1, ip2 string }{
-		{"vx", "vxlan", "vx-1", "vx-2", "fa:16:3e:00:05:01", "fa:16:3e:00:05:02", "10.5.0.1/24", "10.5.0.2/24"},
-		{"gre", "gre", "gre-1", "gre-2", "fa:16:3e:00:06:01", "fa:16:3e:00:06:02", "10.6.0.1/24", "10.6.0.2/24"},
-		{"gnv", "geneve", "gnv-1", "gnv-2", "fa:16:3e:00:07:01", "fa:16:3e:00:07:02", "10.7.0.1/24", "10.7.0.2/24"},
-	} {
-		t.Run(c.typ, func(t *testing.T) {
-			a := b.addVM(n1, c.name+"1", c.n1port, c.mac1, c.ip1)
-			z := b.addVM(n2, c.name+"2", c.n2port, c.mac2, c.ip2)
-			n1.waitWired(t, c.n1port)
-			n2.waitWired(t, c.n2port)
+	b.startRoles()
+	// One subtest per network (in the order of p.networks), with the VMs
+	// of its two ports.
+	for i, n := range p.networks {
+		typ := n.Segment.NetworkType
+		t.Run(typ, func(t *testing.T) {
+			p1, p2 := p.ports[n1][i], p.ports[n2][i]
+			vms := b.plugVMs(t, map[*node][]msg.Port{n1: {p1}, n2: {p2}})
+			a, z := vms[p1.ID], vms[p2.ID]
 			b.waitPing(a, z.addr())
 			if got := a.ping(z.addr(), 5, "0.05"); got != 5 {
-				t.Errorf("%s: %d of 5 pings answered", c.typ, got)
+				t.Errorf("%s: %d of 5 pings answered", typ, got)
 			}
 		})
 	}
