@@ -93,12 +93,3 @@ func (pl *plumber) ensure(ctx context.Context, p *plumbing) (recreated bool, err
 func (pl *plumber) remove(ctx context.Context, ns string) error {
 	return pl.vif().RemoveNamespace(ctx, NetnsExternalID, ns)
 }
-
-// plugged lists the namespaces that OVS interfaces of this role name.
-func (pl *plumber) plugged() map[string]bool {
-	out := map[string]bool{}
-	for ns := range pl.vif().Tagged(NetnsExternalID) {
-		out[ns] = true
-	}
-	return out
-}

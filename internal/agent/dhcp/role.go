@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +15,6 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/agent/reconcile"
 	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
 	"github.com/neutrino-sdn/neutrino/internal/config"
-	"github.com/neutrino-sdn/neutrino/internal/dataplane/netns"
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/ovs"
 )
 
@@ -78,29 +78,18 @@ type servedNetwork struct {
 type Stats struct {
 	// Networks, Subnets and Ports count what the servers answer for.
 	Networks, Subnets, Ports int
-	// Reconciles counts passes that completed.
-	Reconciles int
-	// LastError is the error of the last failed pass ("" after a success).
-	LastError string
+	// Passes count the reconcile passes and keep the last one's error.
+	reconcile.Passes
 }
 
 // New makes the dhcp role.
 func New(cfg Config, log *slog.Logger) (*Role, error) {
-	if cfg.IntegrationBridge == "" {
-		cfg.IntegrationBridge = DefaultIntegrationBridge
+	cfg.IntegrationBridge = cmp.Or(cfg.IntegrationBridge, DefaultIntegrationBridge)
+	cfg.NamespacePrefix = cmp.Or(cfg.NamespacePrefix, DefaultNamespacePrefix)
+	if err := reconcile.CheckNamespaces(msg.RoleDHCP, cfg.NamespacePrefix, cfg.OVS.DB); err != nil {
+		return nil, err
 	}
-	if cfg.NamespacePrefix == "" {
-		cfg.NamespacePrefix = DefaultNamespacePrefix
-	}
-	if strings.ContainsAny(cfg.NamespacePrefix, "/\x00") {
-		return nil, fmt.Errorf("dhcp: namespace prefix %q", cfg.NamespacePrefix)
-	}
-	if cfg.OVS.DB == "" {
-		return nil, errors.New("dhcp: the Open vSwitch database endpoint is required")
-	}
-	if log == nil {
-		log = slog.Default()
-	}
+	log = cmp.Or(log, slog.Default())
 	return &Role{
 		cfg: cfg, log: log.With("role", msg.RoleDHCP), loop: reconcile.NewLoop(),
 		ovsdb: reconcile.OVSDB{Endpoint: cfg.OVS.DB, Log: log},
@@ -230,12 +219,8 @@ func (r *Role) Reconcile(ctx context.Context) error {
 	if err != nil && full {
 		r.full = true // what it could not check is checked on the retry
 	}
-	st.Reconciles = r.stats.Reconciles
-	if err == nil {
-		st.Reconciles++
-	} else {
-		st.LastError = err.Error()
-	}
+	st.Passes = r.stats.Passes
+	st.Record(err)
 	r.stats = st
 	r.mu.Unlock()
 	return err
@@ -294,7 +279,9 @@ func (r *Role) reconcile(ctx context.Context, snap map[string]desiredNetwork, fu
 		}
 	}
 	if full {
-		if err := r.removeStale(ctx, pl, want); err != nil {
+		// Namespaces and OVS ports that no served network has: left by a
+		// previous run, or by a failed teardown.
+		if err := reconcile.RemoveStale(ctx, r.log, pl.vif(), NetnsExternalID, r.cfg.NamespacePrefix, want); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -359,33 +346,6 @@ func (r *Role) teardown(ctx context.Context, pl *plumber, id string) error {
 	return nil
 }
 
-// removeStale removes the namespaces and OVS ports of this role that no
-// served network has: left by a previous run, or by a failed teardown.
-func (r *Role) removeStale(ctx context.Context, pl *plumber, want map[string]bool) error {
-	stale := pl.plugged()
-	names, err := netns.List()
-	if err != nil {
-		return err
-	}
-	for _, name := range names {
-		if strings.HasPrefix(name, r.cfg.NamespacePrefix) {
-			stale[name] = true
-		}
-	}
-	var errs []error
-	for ns := range stale {
-		if want[ns] {
-			continue
-		}
-		if err := pl.remove(ctx, ns); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		r.log.Info("dhcp: removed stale namespace", "netns", ns)
-	}
-	return errors.Join(errs...)
-}
-
 // Cleanup removes everything a dhcp role with this configuration made on
 // this host: every namespace with its prefix and every OVS port it
 // plugged. It is for tearing a host down (neutrino down) while no agent
@@ -395,12 +355,11 @@ func Cleanup(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	db, err := r.ovsdb.Client(ctx)
-	if err != nil {
+	pl := plumber{cfg: r.cfg}
+	if err := reconcile.RemoveAll(ctx, r.log, r.cfg.OVS.DB, pl.vif(), NetnsExternalID, r.cfg.NamespacePrefix); err != nil {
 		return fmt.Errorf("dhcp: %w", err)
 	}
-	defer r.ovsdb.Close()
-	return r.removeStale(ctx, &plumber{cfg: r.cfg, db: db}, nil)
+	return nil
 }
 
 // ConfigFrom makes the role's configuration from the agent's: the lease

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/neutrino-sdn/neutrino/internal/agent"
+	// Named apart from the package's tests' reconcile helper.
+	agentreconcile "github.com/neutrino-sdn/neutrino/internal/agent/reconcile"
 	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
 	"github.com/neutrino-sdn/neutrino/internal/config"
 )
@@ -65,7 +67,8 @@ type Role struct {
 	of    OpenFlow
 	log   *slog.Logger
 	run   uint64
-	kick  chan struct{}
+	// passes runs Reconcile whenever it is kicked, retrying failures.
+	passes *agentreconcile.Loop
 
 	// mu guards the desired state, which Sync and Apply change from the
 	// agent's goroutine while the reconciler reads it.
@@ -88,16 +91,14 @@ type Role struct {
 
 // Stats tell what the role did, for tests, benchmarks and metrics.
 type Stats struct {
-	// Reconciles counts reconcile passes that completed.
-	Reconciles int
 	// FullPushes counts bridges programmed whole (start, ovs-vswitchd restart).
 	FullPushes int
 	// Flows is the number of flows installed per bridge.
 	Flows map[string]int
 	// Wired is the number of ports wired.
 	Wired int
-	// LastError is the error of the last failed pass ("" after a success).
-	LastError string
+	// Passes count the reconcile passes and keep the last one's error.
+	agentreconcile.Passes
 }
 
 type sentStatus struct {
@@ -126,7 +127,7 @@ func New(cfg Config, db OVSDB, of OpenFlow, log *slog.Logger) (*Role, error) {
 	return &Role{
 		cfg: cfg, ovsdb: db, of: of, log: log.With("role", msg.RoleL2),
 		run:       newRunID(),
-		kick:      make(chan struct{}, 1),
+		passes:    agentreconcile.NewLoop(),
 		vlans:     newLocalVLANs(),
 		installed: map[string]FlowSet{},
 		sent:      map[string]sentStatus{},
@@ -200,7 +201,7 @@ func (r *Role) Start(ctx context.Context, env agent.Env) error {
 	if b, ok := r.ovsdb.(backgroundRunner); ok {
 		go b.run(ctx, r.cfg, r.Reprogram)
 	}
-	go r.loop(ctx)
+	go r.passes.Run(ctx, r.log, r.Reconcile, nil)
 	return nil
 }
 
@@ -242,12 +243,7 @@ func (r *Role) Apply(_ context.Context, n *msg.Notification) error {
 }
 
 // Kick asks for a reconcile pass; it does not block.
-func (r *Role) Kick() {
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
-}
+func (r *Role) Kick() { r.passes.Kick() }
 
 // Reprogram forgets what is installed, so the next pass pushes every
 // bridge whole (ovs-vswitchd restarted and lost its flows), and kicks.
@@ -271,43 +267,6 @@ func (r *Role) Stats() Stats {
 	return s
 }
 
-// Retry back-off of a failed pass.
-const (
-	minRetry = 50 * time.Millisecond
-	maxRetry = 2 * time.Second
-)
-
-func (r *Role) loop(ctx context.Context) {
-	backoff := minRetry
-	var retry *time.Timer
-	defer func() {
-		if retry != nil {
-			retry.Stop()
-		}
-	}()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-r.kick:
-		}
-		err := r.Reconcile(ctx)
-		if err == nil {
-			backoff = minRetry
-			continue
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		r.log.Warn("l2 reconcile failed; retrying", "err", err, "in", backoff)
-		if retry != nil {
-			retry.Stop()
-		}
-		retry = time.AfterFunc(backoff, r.Kick)
-		backoff = min(2*backoff, maxRetry)
-	}
-}
-
 // Reconcile makes OVS match the desired state once: OVSDB (bridges, patch
 // and tunnel ports, local VLAN records), then the flows of every bridge,
 // then port status. It does nothing before the first Sync and before
@@ -323,12 +282,7 @@ func (r *Role) Reconcile(ctx context.Context) error {
 	}
 	r.metrics.reconcile.WithLabelValues(result).Observe(time.Since(start).Seconds())
 	r.mu.Lock()
-	if err != nil {
-		r.stats.LastError = err.Error()
-	} else {
-		r.stats.LastError = ""
-		r.stats.Reconciles++
-	}
+	r.stats.Record(err)
 	r.mu.Unlock()
 	return err
 }

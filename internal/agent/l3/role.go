@@ -1,6 +1,7 @@
 package l3
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -106,29 +107,18 @@ type Stats struct {
 	Routers, Interfaces, FloatingIPs, GatewayPorts int
 	// NATRebuilds counts router tables rebuilt; GARPs gratuitous ARPs sent.
 	NATRebuilds, GARPs int
-	// Reconciles counts passes that completed.
-	Reconciles int
-	// LastError is the error of the last failed pass ("" after a success).
-	LastError string
+	// Passes count the reconcile passes and keep the last one's error.
+	reconcile.Passes
 }
 
 // New makes the l3 role.
 func New(cfg Config, log *slog.Logger) (*Role, error) {
-	if cfg.IntegrationBridge == "" {
-		cfg.IntegrationBridge = DefaultIntegrationBridge
+	cfg.IntegrationBridge = cmp.Or(cfg.IntegrationBridge, DefaultIntegrationBridge)
+	cfg.NamespacePrefix = cmp.Or(cfg.NamespacePrefix, DefaultNamespacePrefix)
+	if err := reconcile.CheckNamespaces(msg.RoleL3, cfg.NamespacePrefix, cfg.OVS.DB); err != nil {
+		return nil, err
 	}
-	if cfg.NamespacePrefix == "" {
-		cfg.NamespacePrefix = DefaultNamespacePrefix
-	}
-	if strings.ContainsAny(cfg.NamespacePrefix, "/\x00") {
-		return nil, fmt.Errorf("l3: namespace prefix %q", cfg.NamespacePrefix)
-	}
-	if cfg.OVS.DB == "" {
-		return nil, errors.New("l3: the Open vSwitch database endpoint is required")
-	}
-	if log == nil {
-		log = slog.Default()
-	}
+	log = cmp.Or(log, slog.Default())
 	return &Role{
 		cfg: cfg, log: log.With("role", msg.RoleL3), loop: reconcile.NewLoop(),
 		ovsdb:   reconcile.OVSDB{Endpoint: cfg.OVS.DB, Log: log},
@@ -269,12 +259,8 @@ func (r *Role) Reconcile(ctx context.Context) error {
 	if err != nil && full {
 		r.full = true // what it could not check is checked on the retry
 	}
-	st.NATRebuilds, st.GARPs, st.Reconciles = r.stats.NATRebuilds, r.stats.GARPs, r.stats.Reconciles
-	if err == nil {
-		st.Reconciles++
-	} else {
-		st.LastError = err.Error()
-	}
+	st.NATRebuilds, st.GARPs, st.Passes = r.stats.NATRebuilds, r.stats.GARPs, r.stats.Passes
+	st.Record(err)
 	r.stats = st
 	r.mu.Unlock()
 	return err
@@ -321,7 +307,9 @@ func (r *Role) reconcile(ctx context.Context, snap map[string]desiredRouter, ful
 		}
 	}
 	if full {
-		if err := r.removeStale(ctx, want); err != nil {
+		// Namespaces and OVS ports that no served router has: left by a
+		// previous run, or by a failed teardown.
+		if err := reconcile.RemoveStale(ctx, r.log, r.plugger(), NetnsExternalID, r.cfg.NamespacePrefix, want); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -490,37 +478,6 @@ func (r *Role) teardown(ctx context.Context, id string) error {
 	return nil
 }
 
-// removeStale removes the namespaces and OVS ports of this role that no
-// served router has: left by a previous run, or by a failed teardown.
-func (r *Role) removeStale(ctx context.Context, want map[string]bool) error {
-	pl := r.plugger()
-	stale := map[string]bool{}
-	for ns := range pl.Tagged(NetnsExternalID) {
-		stale[ns] = true
-	}
-	names, err := netns.List()
-	if err != nil {
-		return err
-	}
-	for _, name := range names {
-		if strings.HasPrefix(name, r.cfg.NamespacePrefix) {
-			stale[name] = true
-		}
-	}
-	var errs []error
-	for ns := range stale {
-		if want[ns] {
-			continue
-		}
-		if err := pl.RemoveNamespace(ctx, NetnsExternalID, ns); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		r.log.Info("l3: removed stale router namespace", "netns", ns)
-	}
-	return errors.Join(errs...)
-}
-
 // reportFloatingIPs tells the server the floating IPs whose status
 // changed: ACTIVE once configured, DOWN when their router could not be.
 func (r *Role) reportFloatingIPs(ctx context.Context, reporter FloatingIPStatusReporter, snap map[string]desiredRouter) {
@@ -582,13 +539,10 @@ func Cleanup(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	db, err := r.ovsdb.Client(ctx)
-	if err != nil {
+	if err := reconcile.RemoveAll(ctx, r.log, r.cfg.OVS.DB, r.plugger(), NetnsExternalID, r.cfg.NamespacePrefix); err != nil {
 		return fmt.Errorf("l3: %w", err)
 	}
-	defer r.closeDB()
-	r.db = db
-	return r.removeStale(ctx, nil)
+	return nil
 }
 
 // ConfigFrom makes the role's configuration from the agent's: the

@@ -1,7 +1,9 @@
 // Package reconcile owns what the agent roles that converge a host on a
-// desired state in the background share (dhcp, l3): the loop that runs a
+// desired state in the background share (l2, dhcp, l3, metadata): the loop that runs a
 // pass whenever it is kicked and retries a failed pass with a growing
-// back-off, and an OVSDB connection that is made again when it drops.
+// back-off and the count of its passes, an OVSDB connection that is made
+// again when it drops, and the checks and clean-up of the namespaces they
+// serve from.
 package reconcile
 
 import (
@@ -18,6 +20,24 @@ const (
 	MinRetry = 50 * time.Millisecond
 	MaxRetry = 2 * time.Second
 )
+
+// Passes is what a role's stats tell of its passes.
+type Passes struct {
+	// Reconciles counts passes that completed.
+	Reconciles int
+	// LastError is the error of the last failed pass ("" after a success).
+	LastError string
+}
+
+// Record counts a pass that ended with err.
+func (p *Passes) Record(err error) {
+	if err != nil {
+		p.LastError = err.Error()
+		return
+	}
+	p.LastError = ""
+	p.Reconciles++
+}
 
 // Loop runs passes one at a time on a goroutine of its own.
 type Loop struct {
