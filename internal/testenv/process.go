@@ -36,7 +36,7 @@ type process struct {
 // process group of its own (so that stop reaches its children too and a
 // terminal's ^C reaches only the test binary), and sends it deathSignal if
 // the test binary dies without stopping it. It also returns the size the log
-// had before the start, from where logSince reads what this start wrote.
+// had before the start, from where readFileFrom reads what this start wrote.
 // stopSignal and stopTimeout are how the process's stop shuts it down.
 func startProcess(name string, cmd *exec.Cmd, logPath string, deathSignal, stopSignal syscall.Signal, stopTimeout time.Duration) (*process, int64, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
