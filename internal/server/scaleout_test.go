@@ -40,6 +40,30 @@ func race(n int, clients []*apitest.Client, send func(c *apitest.Client, i int) 
 	return out
 }
 
+// countCreated counts the 201s among the responses of a race; anything but
+// a 409 of type refused fails t.
+func countCreated(t *testing.T, what string, rs []*apitest.Response, refused string) int {
+	t.Helper()
+	n := 0
+	for _, r := range rs {
+		switch {
+		case r.Status == http.StatusCreated:
+			n++
+		case r.Status == http.StatusConflict && r.ErrorType() == refused:
+		default:
+			t.Errorf("racing %s: %d %s", what, r.Status, r.Raw)
+		}
+	}
+	return n
+}
+
+// message is the NeutronError message of a response, or "".
+func message(r *apitest.Response) string {
+	ne, _ := r.Body["NeutronError"].(map[string]any)
+	s, _ := ne["message"].(string)
+	return s
+}
+
 // Two servers racing to create ports on a small subnet hand out every
 // address of the pool exactly once, then report exhaustion as Neutron does.
 func TestReplicasNeverShareAnAddress(t *testing.T) {
@@ -124,17 +148,7 @@ func TestReplicasAgreeOnProviderSegments(t *testing.T) {
 	rs := race(attempts, []*apitest.Client{a, b}, func(c *apitest.Client, _ int) *apitest.Response {
 		return c.Do("POST", "/v2.0/networks", body)
 	})
-	created := 0
-	for _, r := range rs {
-		switch {
-		case r.Status == http.StatusCreated:
-			created++
-		case r.Status == http.StatusConflict && r.ErrorType() == "VlanIdInUse":
-		default:
-			t.Errorf("racing VLAN create: %d %s", r.Status, r.Raw)
-		}
-	}
-	if created != 1 {
+	if created := countCreated(t, "VLAN create", rs, "VlanIdInUse"); created != 1 {
 		t.Fatalf("%d creates of VLAN 1234 succeeded, want exactly 1", created)
 	}
 	if n := len(b.Do("GET", "/v2.0/networks?provider:segmentation_id=1234", nil).Items("networks")); n != 1 {
@@ -158,5 +172,44 @@ func TestReplicasAgreeOnProviderSegments(t *testing.T) {
 			t.Errorf("VNI %s allocated twice", vni)
 		}
 		vnis[vni] = true
+	}
+}
+
+// Two servers racing to create networks against a project's quota: exactly
+// the quota's worth are made, the rest get 409 OverQuota, and a bulk create
+// is never half made.
+func TestReplicasHoldTheQuota(t *testing.T) {
+	a, b := twoServers(t)
+	const limit, attempts = 5, 20
+	a.Must(http.StatusOK, "PUT", "/v2.0/quotas/p1", map[string]any{"quota": map[string]any{"network": limit}})
+	rs := race(attempts, []*apitest.Client{a, b}, func(c *apitest.Client, i int) *apitest.Response {
+		return c.Do("POST", "/v2.0/networks", map[string]any{"network": map[string]any{"name": fmt.Sprint("n", i)}})
+	})
+	if created := countCreated(t, "network create", rs, "OverQuota"); created != limit {
+		t.Fatalf("%d of %d racing creates succeeded against a quota of %d", created, attempts, limit)
+	}
+	for _, r := range rs {
+		if want := "Quota exceeded for resources: ['network']."; r.Status == http.StatusConflict && message(r) != want {
+			t.Errorf("over quota: %s, want message %q", r.Raw, want)
+		}
+	}
+	for _, c := range []*apitest.Client{a, b} {
+		if n := len(c.Do("GET", "/v2.0/networks?project_id=p1", nil).Items("networks")); n != limit {
+			t.Fatalf("a replica lists %d networks, want the quota's %d", n, limit)
+		}
+	}
+
+	// Bulk creates of two racing for the last three slots: one fits, the
+	// others are refused whole.
+	a.Must(http.StatusOK, "PUT", "/v2.0/quotas/p1", map[string]any{"quota": map[string]any{"network": limit + 3}})
+	rs = race(attempts/2, []*apitest.Client{a, b}, func(c *apitest.Client, i int) *apitest.Response {
+		return c.Do("POST", "/v2.0/networks", map[string]any{"networks": []any{
+			map[string]any{"name": fmt.Sprint("bulk", i, "a")}, map[string]any{"name": fmt.Sprint("bulk", i, "b")}}})
+	})
+	if created := countCreated(t, "bulk network create", rs, "OverQuota"); created != 1 {
+		t.Fatalf("%d racing bulk creates of 2 succeeded with 3 slots left, want 1", created)
+	}
+	if n := len(b.Do("GET", "/v2.0/networks?project_id=p1", nil).Items("networks")); n != limit+2 {
+		t.Fatalf("%d networks after the bulk race, want %d", n, limit+2)
 	}
 }

@@ -70,7 +70,8 @@ func (s *Service) limits(ctx context.Context, tx *store.Tx, project string) (map
 }
 
 // checkQuota refuses to create n more items of r for obj's project when
-// that would exceed its limit.
+// that would exceed its limit. It must run in the transaction that creates
+// them: it holds the (project, resource) quota lock until that commits.
 func (s *Service) checkQuota(ctx context.Context, tx *store.Tx, r *resource.Resource, n int, obj resource.Object) error {
 	name := quotaNameOf(r)
 	project, _ := obj["project_id"].(string)
@@ -84,6 +85,14 @@ func (s *Service) checkQuota(ctx context.Context, tx *store.Tx, r *resource.Reso
 	limit := lim[name]
 	if limit < 0 {
 		return nil
+	}
+	// Concurrent creates (on any replica) would otherwise all count the
+	// same usage and all take the last slot. The upsert locks the row until
+	// commit, so the next check waits and then counts what this one made.
+	// (SQLite runs one writer at a time anyway.)
+	if _, err := tx.Exec(ctx, `INSERT INTO quota_locks (project_id, resource) VALUES (?, ?)
+		ON CONFLICT (project_id, resource) DO UPDATE SET resource = excluded.resource`, project, name); err != nil {
+		return fmt.Errorf("lock %s quota of %s: %w", name, project, err)
 	}
 	used, err := tx.Count(ctx, r, store.Where{"project_id": {project}})
 	if err != nil {

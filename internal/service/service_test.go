@@ -1,8 +1,10 @@
 package service_test
 
 import (
+	"fmt"
 	"net/http"
 	"sort"
+	"sync"
 	"testing"
 
 	"github.com/neutrino-sdn/neutrino/internal/apitest"
@@ -59,6 +61,41 @@ func TestQuotas(t *testing.T) {
 	q = admin.Must(200, "GET", "/v2.0/quotas/p1", nil)["quota"].(map[string]any)
 	if apitest.S(q["network"]) != "100" {
 		t.Fatalf("quota after reset: %v", q)
+	}
+}
+
+// Concurrent creates against a quota make exactly the quota's worth; the
+// rest are refused with 409 OverQuota.
+func TestQuotaHoldsUnderConcurrency(t *testing.T) {
+	srv := apitest.Start(t)
+	srv.Client(t, "admin").Must(200, "PUT", "/v2.0/quotas/p1", map[string]any{"quota": map[string]any{"network": 3}})
+	p1 := srv.Client(t, "p1")
+	const attempts = 20
+	responses := make(chan *apitest.Response, attempts)
+	var wg sync.WaitGroup
+	for i := range attempts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			responses <- p1.Do("POST", "/v2.0/networks", map[string]any{"network": map[string]any{"name": fmt.Sprint("n", i)}})
+		}()
+	}
+	wg.Wait()
+	close(responses)
+	created := 0
+	for r := range responses {
+		switch {
+		case r.Status == http.StatusCreated:
+			created++
+		case r.Status != http.StatusConflict || r.ErrorType() != "OverQuota":
+			t.Errorf("concurrent create: %d %s", r.Status, r.Raw)
+		}
+	}
+	if created != 3 {
+		t.Fatalf("%d of %d concurrent creates succeeded against a quota of 3", created, attempts)
+	}
+	if n := len(p1.Do("GET", "/v2.0/networks?project_id=p1", nil).Items("networks")); n != 3 {
+		t.Fatalf("%d networks, want 3", n)
 	}
 }
 

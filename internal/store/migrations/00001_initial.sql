@@ -226,7 +226,18 @@ CREATE TABLE quotas (
     PRIMARY KEY (project_id, resource)
 );
 
+-- One row per project and quota resource, locked (by an upsert) by every
+-- quota check before it counts, so that checks of one project's resource
+-- take turns across replicas and two creates cannot both take the last
+-- slot.
+CREATE TABLE quota_locks (
+    project_id TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    PRIMARY KEY (project_id, resource)
+);
+
 -- +goose Down
+DROP TABLE quota_locks;
 DROP TABLE quotas;
 DROP TABLE instance_metadata;
 DROP TABLE host_sequences;
