@@ -198,6 +198,9 @@ func (p *Plugin) addTemplateRules(ctx context.Context, tx *store.Tx, g resource.
 		if err := tx.Insert(ctx, p.rules, rule); err != nil {
 			return fmt.Errorf("template rule of group %v: %w", g["id"], err)
 		}
+		if err := p.claimKey(ctx, tx, rule); err != nil {
+			return err
+		}
 	}
 	return tx.Update(ctx, p.groups, g)
 }
@@ -355,10 +358,39 @@ func (p *Plugin) rulePreCreate(ctx context.Context, tx *store.Tx, c *service.Cal
 	key := ruleKey(obj)
 	for _, r := range existing {
 		if ruleKey(r) == key {
-			return fault.Conflict("SecurityGroupRuleExists", "Security group rule already exists. Rule id is %s.", str(r["id"]))
+			return ruleExists(str(r["id"]))
 		}
 	}
 	return nil
+}
+
+func ruleExists(id string) *fault.Error {
+	return fault.Conflict("SecurityGroupRuleExists", "Security group rule already exists. Rule id is %s.", id)
+}
+
+// claimKey records a newly inserted rule's canonical form. rulePreCreate
+// refuses a duplicate already committed; the unique rule_key refuses one
+// that another request (on any replica) adds at the same moment, which
+// rulePreCreate could not yet see.
+func (p *Plugin) claimKey(ctx context.Context, tx *store.Tx, rule resource.Object) error {
+	key := ruleKey(rule)
+	err := tx.Savepoint(ctx, func() error {
+		_, err := tx.Exec(ctx, "UPDATE security_group_rules SET rule_key = ? WHERE id = ?", key, rule["id"])
+		return err
+	})
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, store.ErrConflict):
+		return fmt.Errorf("security group rule %v: %w", rule["id"], err)
+	}
+	// The other request has committed (the database waited for it), so
+	// its rule can be named.
+	var other string
+	if err := tx.QueryRow(ctx, "SELECT id FROM security_group_rules WHERE rule_key = ?", key).Scan(&other); err != nil {
+		return fmt.Errorf("security group rule %v duplicates a rule that could not be read: %w", rule["id"], err)
+	}
+	return ruleExists(other)
 }
 
 // bumpGroup moves the revision of a rule's group: a rule change is a
@@ -372,6 +404,9 @@ func (p *Plugin) bumpGroup(ctx context.Context, tx *store.Tx, rule resource.Obje
 }
 
 func (p *Plugin) rulePostCreate(ctx context.Context, tx *store.Tx, c *service.Call, obj resource.Object) error {
+	if err := p.claimKey(ctx, tx, obj); err != nil {
+		return err
+	}
 	return p.bumpGroup(ctx, tx, obj)
 }
 

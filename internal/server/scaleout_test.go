@@ -213,3 +213,60 @@ func TestReplicasHoldTheQuota(t *testing.T) {
 		t.Fatalf("%d networks after the bulk race, want %d", n, limit+2)
 	}
 }
+
+// Two servers racing to add the same rule to a group, spelt differently
+// (protocol name or number, no prefix or 0.0.0.0/0): exactly one is made,
+// the others get 409 SecurityGroupRuleExists naming it.
+func TestReplicasNeverDuplicateARule(t *testing.T) {
+	a, b := twoServers(t)
+	// With unlimited rules no quota check makes the creates take turns:
+	// only the rules' own guard stands between them.
+	a.Must(http.StatusOK, "PUT", "/v2.0/quotas/p1", map[string]any{"quota": map[string]any{"security_group_rule": -1}})
+	sg := a.Create("security-groups", "security_group", map[string]any{"name": "web"})
+	sgID := apitest.S(sg["id"])
+	const attempts = 20
+	rs := race(attempts, []*apitest.Client{a, b}, func(c *apitest.Client, i int) *apitest.Response {
+		rule := map[string]any{"security_group_id": sgID, "direction": "ingress", "ethertype": "IPv4",
+			"protocol": "tcp", "port_range_min": 22, "port_range_max": 22}
+		if i%2 == 1 {
+			rule["protocol"] = "6"
+		}
+		if i%4 >= 2 {
+			rule["remote_ip_prefix"] = "0.0.0.0/0"
+		}
+		return c.Do("POST", "/v2.0/security-group-rules", map[string]any{"security_group_rule": rule})
+	})
+	var made string
+	var conflicts []*apitest.Response
+	for _, r := range rs {
+		switch {
+		case r.Status == http.StatusCreated:
+			if made != "" {
+				t.Errorf("rule made twice: %s and %s", made, r.Item("security_group_rule")["id"])
+			}
+			made = apitest.S(r.Item("security_group_rule")["id"])
+		case r.Status == http.StatusConflict && r.ErrorType() == "SecurityGroupRuleExists":
+			conflicts = append(conflicts, r)
+		default:
+			t.Errorf("racing rule create: %d %s", r.Status, r.Raw)
+		}
+	}
+	if made == "" || len(conflicts) != attempts-1 {
+		t.Fatalf("rule made %q, %d refused as existing; want one made and %d refused", made, len(conflicts), attempts-1)
+	}
+	for _, r := range conflicts {
+		want := "Security group rule already exists. Rule id is " + made + "."
+		if got := message(r); got != want {
+			t.Errorf("duplicate refused with %q, want %q", got, want)
+		}
+	}
+	ingress := 0
+	for _, r := range b.Do("GET", "/v2.0/security-group-rules?security_group_id="+sgID, nil).Items("security_group_rules") {
+		if r["direction"] == "ingress" {
+			ingress++
+		}
+	}
+	if ingress != 1 {
+		t.Fatalf("group has %d ingress rules after the race, want 1", ingress)
+	}
+}

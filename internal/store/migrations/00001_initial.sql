@@ -129,15 +129,20 @@ CREATE TABLE default_security_groups (
 );
 
 -- A group's rules, and the rules of other groups naming it as their remote
--- group, go with it (as in Neutron).
+-- group, go with it (as in Neutron). rule_key is the rule's canonical form
+-- (group included), written by package secgroup in the transaction that
+-- adds the rule: its unique index keeps replicas adding the same rule at
+-- once from both succeeding.
 CREATE TABLE security_group_rules (
     id TEXT PRIMARY KEY,
     project_id TEXT NOT NULL DEFAULT '',
     revision_number BIGINT NOT NULL DEFAULT 0,
     data TEXT NOT NULL,
     security_group_id TEXT NOT NULL REFERENCES security_groups (id) ON DELETE CASCADE,
-    remote_group_id TEXT REFERENCES security_groups (id) ON DELETE CASCADE
+    remote_group_id TEXT REFERENCES security_groups (id) ON DELETE CASCADE,
+    rule_key TEXT
 );
+CREATE UNIQUE INDEX security_group_rules_key ON security_group_rules (rule_key);
 CREATE INDEX security_group_rules_group ON security_group_rules (security_group_id);
 CREATE INDEX security_group_rules_remote ON security_group_rules (remote_group_id);
 CREATE INDEX security_group_rules_project ON security_group_rules (project_id);
