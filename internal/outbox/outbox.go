@@ -113,12 +113,7 @@ func PortChanged(ctx context.Context, tx *store.Tx, netID, portID string, hosts 
 	if err != nil {
 		return err
 	}
-	all = merge(all, hosts)
-	entries := make([]Entry, 0, len(all))
-	for _, h := range all {
-		entries = append(entries, Entry{Host: h, Kind: KindPort, NetworkID: netID, PortID: portID})
-	}
-	return Add(ctx, tx, entries...)
+	return addForHosts(ctx, tx, merge(all, hosts), Entry{Kind: KindPort, NetworkID: netID, PortID: portID})
 }
 
 // NetworkChanged records a change of a whole network (its attributes, its
@@ -129,10 +124,15 @@ func NetworkChanged(ctx context.Context, tx *store.Tx, netID string, hosts ...st
 	if err != nil {
 		return err
 	}
-	all = merge(all, hosts)
-	entries := make([]Entry, 0, len(all))
-	for _, h := range all {
-		entries = append(entries, Entry{Host: h, Kind: KindNetwork, NetworkID: netID})
+	return addForHosts(ctx, tx, merge(all, hosts), Entry{Kind: KindNetwork, NetworkID: netID})
+}
+
+// addForHosts records the change e names once for each of the hosts.
+func addForHosts(ctx context.Context, tx *store.Tx, hosts []string, e Entry) error {
+	entries := make([]Entry, 0, len(hosts))
+	for _, h := range hosts {
+		e.Host = h
+		entries = append(entries, e)
 	}
 	return Add(ctx, tx, entries...)
 }
@@ -144,13 +144,8 @@ func EndpointsChanged(ctx context.Context, tx *store.Tx, except string) error {
 	if err != nil {
 		return err
 	}
-	var entries []Entry
-	for _, h := range hosts {
-		if h != except {
-			entries = append(entries, Entry{Host: h, Kind: KindEndpoints})
-		}
-	}
-	return Add(ctx, tx, entries...)
+	hosts = slices.DeleteFunc(hosts, func(h string) bool { return h == except })
+	return addForHosts(ctx, tx, hosts, Entry{Kind: KindEndpoints})
 }
 
 // GroupHosts returns the hosts with ports bound that use any of the
@@ -373,10 +368,5 @@ func RouterChanged(ctx context.Context, tx *store.Tx, routerID string, hosts ...
 	if err != nil {
 		return err
 	}
-	all = merge(all, hosts)
-	entries := make([]Entry, 0, len(all))
-	for _, h := range all {
-		entries = append(entries, Entry{Host: h, Kind: KindRouter, PortID: routerID})
-	}
-	return Add(ctx, tx, entries...)
+	return addForHosts(ctx, tx, merge(all, hosts), Entry{Kind: KindRouter, PortID: routerID})
 }
