@@ -530,17 +530,13 @@ func (c L3Configurations) Map() map[string]any { return toMap(c) }
 // ParseL3Configurations reads an l3 agent's reported (or stored)
 // configurations; unknown keys are ignored.
 func ParseL3Configurations(m map[string]any) (L3Configurations, error) {
-	var c L3Configurations
-	err := fromMap(m, &c)
-	return c, err
+	return fromMap[L3Configurations](m)
 }
 
 // ParseL2Configurations reads an Open vSwitch agent's reported (or
 // stored) configurations; unknown keys are ignored.
 func ParseL2Configurations(m map[string]any) (L2Configurations, error) {
-	var c L2Configurations
-	err := fromMap(m, &c)
-	return c, err
+	return fromMap[L2Configurations](m)
 }
 
 func toMap(v any) map[string]any {
@@ -556,15 +552,16 @@ func toMap(v any) map[string]any {
 	return m
 }
 
-func fromMap(m map[string]any, out any) error {
+func fromMap[T any](m map[string]any) (T, error) {
+	var out T
 	data, err := json.Marshal(m)
 	if err != nil {
-		return fmt.Errorf("msg: encode configurations: %w", err)
+		return out, fmt.Errorf("msg: encode configurations: %w", err)
 	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("msg: configurations: %w", err)
+	if err := json.Unmarshal(data, &out); err != nil {
+		return out, fmt.Errorf("msg: configurations: %w", err)
 	}
-	return nil
+	return out, nil
 }
 
 // L3AgentModeLegacy is the only l3 agent mode neutrino has: every router
