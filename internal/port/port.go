@@ -142,22 +142,30 @@ func Register(svc *service.Service, opts Options) (*Plugin, error) {
 	return p, nil
 }
 
-// facts tells the policy who owns the port's network. A caller who owns
-// the port needs nothing more, which spares a lookup per listed port.
+// facts tells the policy who owns the port's network.
 func (p *Plugin) facts(ctx context.Context, tx *store.Tx, c *service.Call, obj resource.Object) (policy.Facts, error) {
-	if c.Project != "" && obj["project_id"] == c.Project {
-		return policy.Facts{}, nil
-	}
-	netID, _ := obj["network_id"].(string)
-	net, err := tx.Get(ctx, p.nets, netID)
-	if errors.Is(err, store.ErrNotFound) {
-		return policy.Facts{}, nil
-	}
-	if err != nil {
+	net, err := FactsNetwork(ctx, tx, p.nets, c, obj)
+	if net == nil || err != nil {
 		return policy.Facts{}, err
 	}
 	owner, _ := net["project_id"].(string)
 	return policy.Facts{NetworkOwner: owner}, nil
+}
+
+// FactsNetwork returns the network (of the resource nets) of obj, a port
+// or a subnet, for the policy facts derived from it; nil when none are
+// needed: the caller owns obj, which spares a lookup per listed object, or
+// the network is gone.
+func FactsNetwork(ctx context.Context, tx *store.Tx, nets *resource.Resource, c *service.Call, obj resource.Object) (resource.Object, error) {
+	if c.Project != "" && obj["project_id"] == c.Project {
+		return nil, nil
+	}
+	netID, _ := obj["network_id"].(string)
+	net, err := tx.Get(ctx, nets, netID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return net, err
 }
 
 // loadNetwork returns the port's network as the caller may see it

@@ -91,15 +91,8 @@ func (p *Plugin) show(ctx context.Context, tx *store.Tx, c *service.Call, obj re
 // projects it is shared with see them. A caller who owns the subnet needs
 // nothing more, which spares lookups per listed subnet.
 func (p *Plugin) facts(ctx context.Context, tx *store.Tx, c *service.Call, obj resource.Object) (policy.Facts, error) {
-	if c.Project != "" && obj["project_id"] == c.Project {
-		return policy.Facts{}, nil
-	}
-	netID, _ := obj["network_id"].(string)
-	net, err := tx.Get(ctx, p.nets, netID)
-	if errors.Is(err, store.ErrNotFound) {
-		return policy.Facts{}, nil
-	}
-	if err != nil {
+	net, err := port.FactsNetwork(ctx, tx, p.nets, c, obj)
+	if net == nil || err != nil {
 		return policy.Facts{}, err
 	}
 	f, err := network.Facts(ctx, tx, c, net)
