@@ -64,21 +64,21 @@ func (p *Plugin) touchRouter(ctx context.Context, tx *store.Tx, router resource.
 	return err
 }
 
-func (p *Plugin) addInterface(ctx context.Context, tx *store.Tx, c *service.Call, router resource.Object, body map[string]any) (any, error) {
-	portID, subnetID, err := interfaceRequest(body, false)
+// changeInterface serves add_router_interface and remove_router_interface
+// (removal): it reads the request, locks the router, has change add or
+// remove the port or subnet named, and answers with the interface's info.
+// That names one subnet of the port: as in Neutron, the last one added or
+// the first one removed.
+func (p *Plugin) changeInterface(ctx context.Context, tx *store.Tx, router resource.Object, body map[string]any, removal bool,
+	change func(portID, subnetID string) (resource.Object, []resource.Object, error)) (any, error) {
+	portID, subnetID, err := interfaceRequest(body, removal)
 	if err != nil {
 		return nil, err
 	}
 	if err := p.touchRouter(ctx, tx, router); err != nil {
 		return nil, err
 	}
-	var port resource.Object
-	var subnets []resource.Object
-	if portID != "" {
-		port, subnets, err = p.addInterfaceByPort(ctx, tx, c, router, portID)
-	} else {
-		port, subnets, err = p.addInterfaceBySubnet(ctx, tx, c, router, subnetID)
-	}
+	port, subnets, err := change(portID, subnetID)
 	if err != nil {
 		return nil, err
 	}
@@ -86,11 +86,24 @@ func (p *Plugin) addInterface(ctx context.Context, tx *store.Tx, c *service.Call
 	for i, s := range subnets {
 		ids[i] = str(s["id"])
 	}
-	last := ""
-	if len(ids) > 0 {
-		last = ids[len(ids)-1]
+	named := ""
+	switch {
+	case len(ids) == 0:
+	case removal:
+		named = ids[0]
+	default:
+		named = ids[len(ids)-1]
 	}
-	return interfaceInfo(router, port, last, ids), nil
+	return interfaceInfo(router, port, named, ids), nil
+}
+
+func (p *Plugin) addInterface(ctx context.Context, tx *store.Tx, c *service.Call, router resource.Object, body map[string]any) (any, error) {
+	return p.changeInterface(ctx, tx, router, body, false, func(portID, subnetID string) (resource.Object, []resource.Object, error) {
+		if portID != "" {
+			return p.addInterfaceByPort(ctx, tx, c, router, portID)
+		}
+		return p.addInterfaceBySubnet(ctx, tx, c, router, subnetID)
+	})
 }
 
 // checkAddressMode refuses IPv6 subnets whose addresses come from an
@@ -258,32 +271,12 @@ func checkPortInPools(c *service.Call, port resource.Object, subnets []resource.
 }
 
 func (p *Plugin) removeInterface(ctx context.Context, tx *store.Tx, c *service.Call, router resource.Object, body map[string]any) (any, error) {
-	portID, subnetID, err := interfaceRequest(body, true)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.touchRouter(ctx, tx, router); err != nil {
-		return nil, err
-	}
-	var port resource.Object
-	var subnets []resource.Object
-	if portID != "" {
-		port, subnets, err = p.removeInterfaceByPort(ctx, tx, router, portID, subnetID)
-	} else {
-		port, subnets, err = p.removeInterfaceBySubnet(ctx, tx, c, router, subnetID)
-	}
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]string, len(subnets))
-	for i, s := range subnets {
-		ids[i] = str(s["id"])
-	}
-	first := ""
-	if len(ids) > 0 {
-		first = ids[0]
-	}
-	return interfaceInfo(router, port, first, ids), nil
+	return p.changeInterface(ctx, tx, router, body, true, func(portID, subnetID string) (resource.Object, []resource.Object, error) {
+		if portID != "" {
+			return p.removeInterfaceByPort(ctx, tx, router, portID, subnetID)
+		}
+		return p.removeInterfaceBySubnet(ctx, tx, c, router, subnetID)
+	})
 }
 
 func (p *Plugin) removeInterfaceByPort(ctx context.Context, tx *store.Tx, router resource.Object, portID, subnetID string) (resource.Object, []resource.Object, error) {
