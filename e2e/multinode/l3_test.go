@@ -67,43 +67,6 @@ func (c *cluster) as(project string) *apitest.Client {
 	return &cp
 }
 
-// serveAnswer listens on addr inside ns until the test ends and writes
-// answer(conn) to every connection, then closes it.
-func serveAnswer(t *testing.T, ns string, addr netip.AddrPort, answer func(net.Conn) string) {
-	t.Helper()
-	var ln net.Listener
-	must(t, netns.Do(ns, func() (err error) { ln, err = net.Listen("tcp4", addr.String()); return err }))
-	done := make(chan struct{})
-	t.Cleanup(func() { ln.Close(); <-done })
-	go func() {
-		defer close(done)
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			io.WriteString(conn, answer(conn))
-			conn.Close()
-		}
-	}()
-}
-
-// ask connects from inside ns to addr and returns what the server wrote.
-func ask(ns string, addr netip.AddrPort) (string, error) {
-	var conn net.Conn
-	err := netns.Do(ns, func() (err error) {
-		conn, err = net.DialTimeout("tcp4", addr.String(), time.Second)
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(2 * time.Second))
-	b, err := io.ReadAll(conn)
-	return string(b), err
-}
-
 // waitAnswer waits until asking addr from ns gives want.
 func waitAnswer(t *testing.T, ns string, addr netip.AddrPort, want string) {
 	t.Helper()
@@ -111,7 +74,7 @@ func waitAnswer(t *testing.T, ns string, addr netip.AddrPort, want string) {
 	var err error
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if got, err = ask(ns, addr); err == nil && got == want {
+		if got, err = testbed.Ask(t.Context(), ns, addr); err == nil && got == want {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -153,7 +116,7 @@ func TestRoutersTwoProjectsSameCIDR(t *testing.T) {
 	})
 	outside := c.bed.Outside
 	internet := netip.AddrPortFrom(testbed.InternetAddr, peerPort)
-	serveAnswer(t, outside.Netns, internet, func(conn net.Conn) string {
+	testbed.ServeAnswer(t, outside.Netns, internet, func(conn net.Conn) string {
 		return netip.MustParseAddrPort(conn.RemoteAddr().String()).Addr().String()
 	})
 
@@ -223,7 +186,7 @@ func TestRoutersTwoProjectsSameCIDR(t *testing.T) {
 				"protocol": proto, "remote_ip_prefix": "0.0.0.0/0",
 			})
 		}
-		serveAnswer(t, tn.vm.Namespace, netip.AddrPortFrom(netip.IPv4Unspecified(), whoPort), func(net.Conn) string { return project })
+		testbed.ServeAnswer(t, tn.vm.Namespace, netip.AddrPortFrom(netip.IPv4Unspecified(), whoPort), func(net.Conn) string { return project })
 		return tn
 	}
 	a, b := setUp("project-a", n2), setUp("project-b", n3)
@@ -326,12 +289,12 @@ func TestRoutersTwoProjectsSameCIDR(t *testing.T) {
 			return roundTrip('y') != nil
 		})
 		waitFor(t, 10*time.Second, "the disassociated floating IP unreachable", func() bool {
-			_, err := ask(outside.Netns, netip.AddrPortFrom(fa.addr, whoPort))
+			_, err := testbed.Ask(t.Context(), outside.Netns, netip.AddrPortFrom(fa.addr, whoPort))
 			return err != nil
 		})
 		// A leaves through SNAT again; B's floating IP still works.
 		waitAnswer(t, a.vm.Namespace, internet, a.gateway.String())
-		if got, err := ask(outside.Netns, netip.AddrPortFrom(fips[b].addr, whoPort)); err != nil || got != b.project {
+		if got, err := testbed.Ask(t.Context(), outside.Netns, netip.AddrPortFrom(fips[b].addr, whoPort)); err != nil || got != b.project {
 			t.Errorf("B's floating IP answers %q (%v); want %q", got, err, b.project)
 		}
 	})
@@ -362,12 +325,12 @@ func TestRoutersTwoProjectsSameCIDR(t *testing.T) {
 			t.Error(err)
 		}
 		// Not translated: a2 sees A's VM's own address.
-		serveAnswer(t, a2.Namespace, netip.AddrPortFrom(a2IP, peerPort), func(conn net.Conn) string {
+		testbed.ServeAnswer(t, a2.Namespace, netip.AddrPortFrom(a2IP, peerPort), func(conn net.Conn) string {
 			return netip.MustParseAddrPort(conn.RemoteAddr().String()).Addr().String()
 		})
 		waitAnswer(t, a.vm.Namespace, netip.AddrPortFrom(a2IP, peerPort), "10.0.0.5")
 		// B's VM, at the same address as A's, is not on A's router.
-		if got, err := ask(b.vm.Namespace, netip.AddrPortFrom(a2IP, peerPort)); err == nil {
+		if got, err := testbed.Ask(t.Context(), b.vm.Namespace, netip.AddrPortFrom(a2IP, peerPort)); err == nil {
 			t.Errorf("project B's VM reached project A's second subnet (answer %q)", got)
 		}
 	})
@@ -423,7 +386,7 @@ func TestRoutersTwoProjectsSameCIDR(t *testing.T) {
 		// Router A is untouched: its VM still leaves through its gateway.
 		waitAnswer(t, a.vm.Namespace, internet, a.gateway.String())
 		// B's VM has no way out any more.
-		if got, err := ask(b.vm.Namespace, internet); err == nil {
+		if got, err := testbed.Ask(t.Context(), b.vm.Namespace, internet); err == nil {
 			t.Errorf("B's VM reached the outside with its router deleted (answer %q)", got)
 		}
 	})

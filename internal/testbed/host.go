@@ -119,14 +119,38 @@ func (h *Host) Ping(ctx context.Context, dst netip.Addr, count int) error {
 // bytes back until the test ends. It returns the address listened on.
 func ServeTCPEcho(t testing.TB, ns string, addr netip.AddrPort) netip.AddrPort {
 	t.Helper()
+	return serveTCP(t, ns, "tcp", addr, func(conn net.Conn) {
+		// Connections are echoed side by side: one left open must not
+		// hold up the next.
+		go func() {
+			defer conn.Close()
+			io.Copy(conn, conn)
+		}()
+	})
+}
+
+// ServeAnswer listens on IPv4 address addr inside ns until the test ends
+// and writes answer(conn) to every connection, then closes it.
+func ServeAnswer(t testing.TB, ns string, addr netip.AddrPort, answer func(net.Conn) string) netip.AddrPort {
+	t.Helper()
+	return serveTCP(t, ns, "tcp4", addr, func(conn net.Conn) {
+		io.WriteString(conn, answer(conn))
+		conn.Close()
+	})
+}
+
+// serveTCP listens on addr inside ns and hands every connection to handle
+// until the test ends. It returns the address listened on.
+func serveTCP(t testing.TB, ns, network string, addr netip.AddrPort, handle func(net.Conn)) netip.AddrPort {
+	t.Helper()
 	var ln net.Listener
 	err := netns.Do(ns, func() error {
 		var err error
-		ln, err = net.Listen("tcp", addr.String())
+		ln, err = net.Listen(network, addr.String())
 		return err
 	})
 	if err != nil {
-		t.Fatalf("testbed: TCP echo in %s: %v", ns, err)
+		t.Fatalf("testbed: TCP server in %s: %v", ns, err)
 	}
 	done := make(chan struct{})
 	t.Cleanup(func() {
@@ -140,24 +164,44 @@ func ServeTCPEcho(t testing.TB, ns string, addr netip.AddrPort) netip.AddrPort {
 			if err != nil {
 				return
 			}
-			go func() {
-				defer conn.Close()
-				io.Copy(conn, conn)
-			}()
+			handle(conn)
 		}
 	}()
 	return netip.MustParseAddrPort(ln.Addr().String())
 }
 
-// TCPEcho connects from inside ns to an echo server at addr, sends payload
-// and checks that the same bytes come back.
-func TCPEcho(ctx context.Context, ns string, addr netip.AddrPort, payload []byte) error {
+// Ask connects from inside ns to IPv4 address addr and returns what the
+// server there writes before it closes the connection (ServeAnswer).
+func Ask(ctx context.Context, ns string, addr netip.AddrPort) (string, error) {
+	conn, err := dialIn(ctx, ns, "tcp4", addr, askTimeout)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(askTimeout))
+	b, err := io.ReadAll(conn)
+	return string(b), err
+}
+
+// dialIn connects from inside ns to addr, waiting at most timeout.
+func dialIn(ctx context.Context, ns, network string, addr netip.AddrPort, timeout time.Duration) (net.Conn, error) {
 	var conn net.Conn
 	err := netns.Do(ns, func() error {
 		var err error
-		conn, err = (&net.Dialer{Timeout: dialTimeout}).DialContext(ctx, "tcp", addr.String())
+		conn, err = (&net.Dialer{Timeout: timeout}).DialContext(ctx, network, addr.String())
 		return err
 	})
+	return conn, err
+}
+
+// askTimeout bounds Ask's connect and its read: tests ask again and
+// again until what they wait for happens.
+const askTimeout = 2 * time.Second
+
+// TCPEcho connects from inside ns to an echo server at addr, sends payload
+// and checks that the same bytes come back.
+func TCPEcho(ctx context.Context, ns string, addr netip.AddrPort, payload []byte) error {
+	conn, err := dialIn(ctx, ns, "tcp", addr, dialTimeout)
 	if err != nil {
 		return fmt.Errorf("TCP to %s from %s: %w", addr, ns, err)
 	}

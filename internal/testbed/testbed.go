@@ -375,3 +375,18 @@ func must(t testing.TB, err error) {
 		t.Fatalf("testbed: %v", err)
 	}
 }
+
+// WaitFor polls cond until it returns nil, and fails the test with the
+// last error if it does not within 20 s.
+func WaitFor(t testing.TB, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting until %s: %v", what, err)
+}

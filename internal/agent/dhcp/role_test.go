@@ -25,33 +25,6 @@ import (
 // VM namespace plugged into br-int as Nova's VIF driver would, running
 // udhcpc.
 
-// fakeStatus records the ports the l2 role reports.
-type fakeStatus struct {
-	mu sync.Mutex
-	up map[string]bool
-}
-
-func (f *fakeStatus) PortStatus(_ context.Context, up, down []string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.up == nil {
-		f.up = map[string]bool{}
-	}
-	for _, id := range up {
-		f.up[id] = true
-	}
-	for _, id := range down {
-		delete(f.up, id)
-	}
-	return nil
-}
-
-func (f *fakeStatus) isUp(id string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.up[id]
-}
-
 func waitFor(t *testing.T, cond func() bool, what string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -70,7 +43,7 @@ type node struct {
 	bed    *testbed.Bed
 	n      *testbed.Node
 	db     *ovs.Client
-	status *fakeStatus
+	status *testbed.Status
 	l2     *l2.Role
 	cfg    Config
 }
@@ -82,7 +55,7 @@ func newNode(t *testing.T) *node {
 	}
 	testenv.LookPathOrSkip(t, "busybox", "install Debian's busybox (scripts/install-deps.sh); its udhcpc is the test's DHCP client")
 	bed := testbed.New(t, testbed.Spec{Nodes: 1})
-	nd := &node{t: t, bed: bed, n: bed.Nodes[0], status: &fakeStatus{}}
+	nd := &node{t: t, bed: bed, n: bed.Nodes[0], status: &testbed.Status{}}
 	nd.db = nd.n.OVSDB(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -165,7 +138,7 @@ func TestRoleServesThroughBrIntWithL2Role(t *testing.T) {
 
 	// The DHCP port is plugged like a VM's: the l2 role wires it.
 	ns := nd.cfg.NamespacePrefix + dn.ID
-	waitFor(t, func() bool { return nd.status.isUp("dhcp-port") }, "DHCP port reported up by the l2 role")
+	waitFor(t, func() bool { return nd.status.PortUp("dhcp-port") }, "DHCP port reported up by the l2 role")
 	iface, err := nd.db.Interface(tapName("dhcp-port"))
 	must(t, err)
 	if iface.Bridge != "br-int" || iface.IfaceID != "dhcp-port" || iface.AttachedMAC != "fa:16:3e:00:00:02" || iface.ExternalIDs["iface-status"] != "active" {
@@ -199,7 +172,7 @@ func TestRoleServesThroughBrIntWithL2Role(t *testing.T) {
 
 	// A VM on br-int gets its address over the l2 role's flows.
 	vm := nd.plugVM("vm1", "vm-1", "fa:16:3e:00:00:05")
-	waitFor(t, func() bool { return nd.status.isUp("vm-1") }, "VM port wired")
+	waitFor(t, func() bool { return nd.status.PortUp("vm-1") }, "VM port wired")
 	c := startClient(t, vm.Netns)
 	ev, seen := c.waitEvent(0, eventIs("bound"), "lease through br-int")
 	if ev["ip"] != "10.0.0.5" || ev["router"] != "10.0.0.1" || ev["mtu"] != "1450" || ev["serverid"] != "10.0.0.2" || ev["lease"] != "3600" {
@@ -269,7 +242,7 @@ func TestRoleRemovesStaleAndAdminDownNetworks(t *testing.T) {
 	waitFor(t, func() bool { _, err := nd.db.Bridge("br-int"); return err == nil }, "br-int made by the l2 role")
 	ns := nd.cfg.NamespacePrefix + dn.ID
 	_, stop := nd.startDHCP(&msg.HostState{DHCP: &msg.DHCPState{Networks: []msg.DHCPNetwork{dn}}})
-	waitFor(t, func() bool { return nd.status.isUp("dhcp-port") }, "DHCP port wired")
+	waitFor(t, func() bool { return nd.status.PortUp("dhcp-port") }, "DHCP port wired")
 	stop()
 
 	// The role restarts to a state without the network (it was moved

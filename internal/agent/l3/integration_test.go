@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -52,67 +51,11 @@ var (
 	fipB         = netip.MustParseAddr("203.0.113.21")
 )
 
-// fakeStatus records what the roles report.
-type fakeStatus struct {
-	mu  sync.Mutex
-	up  map[string]bool
-	fip map[string]string
-}
-
-func (f *fakeStatus) PortStatus(_ context.Context, up, down []string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.up == nil {
-		f.up = map[string]bool{}
-	}
-	for _, id := range up {
-		f.up[id] = true
-	}
-	for _, id := range down {
-		delete(f.up, id)
-	}
-	return nil
-}
-
-func (f *fakeStatus) FloatingIPStatus(_ context.Context, active, down []string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.fip == nil {
-		f.fip = map[string]string{}
-	}
-	for _, id := range active {
-		f.fip[id] = msg.StatusActive
-	}
-	for _, id := range down {
-		f.fip[id] = msg.StatusDown
-	}
-	return nil
-}
-
-func (f *fakeStatus) fipStatus(id string) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.fip[id]
-}
-
 func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-func waitFor(t testing.TB, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting until %s: %v", what, err)
 }
 
 // netNode is the network node with both roles.
@@ -121,7 +64,7 @@ type netNode struct {
 	bed    *testbed.Bed
 	node   *testbed.Node
 	db     *ovs.Client
-	status *fakeStatus
+	status *testbed.Status
 	l2     *l2.Role
 	l3     *Role
 	// l3cancel stops l3.
@@ -137,7 +80,7 @@ func newNetNode(t testing.TB) *netNode {
 	}
 	testenv.LookPathOrSkip(t, "ping", "install Debian's iputils-ping")
 	bed := testbed.New(t, testbed.Spec{Nodes: 1})
-	nn := &netNode{t: t, bed: bed, node: bed.Nodes[0], status: &fakeStatus{}}
+	nn := &netNode{t: t, bed: bed, node: bed.Nodes[0], status: &testbed.Status{}}
 	nn.db = nn.node.OVSDB(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	nn.ctx = ctx
@@ -165,7 +108,7 @@ func newNetNode(t testing.TB) *netNode {
 		}
 		l2cancel()
 	})
-	waitFor(t, "the l2 role made br-int", func() error { _, err := nn.db.Bridge("br-int"); return err })
+	testbed.WaitFor(t, "the l2 role made br-int", func() error { _, err := nn.db.Bridge("br-int"); return err })
 	return nn
 }
 
@@ -303,36 +246,9 @@ func (nn *netNode) addVM(name, portID, mac, ip, gateway string) *testbed.Host {
 	must(t, nn.db.EnsurePort(nn.ctx, "br-int", ovs.Port{Name: "tap" + portID[:min(len(portID), 11)], ExternalIDs: map[string]string{
 		"iface-id": portID, "attached-mac": mac, "iface-status": "active",
 	}}))
-	serve(t, vm.Netns, netip.AddrPortFrom(netip.IPv4Unspecified(), whoPort), func(net.Conn) string { return name })
+	testbed.ServeAnswer(t, vm.Netns, netip.AddrPortFrom(netip.IPv4Unspecified(), whoPort), func(net.Conn) string { return name })
 	testbed.ServeTCPEcho(t, vm.Netns, netip.AddrPortFrom(netip.IPv4Unspecified(), echoPort))
 	return vm
-}
-
-// serve answers every connection on addr inside ns with reply(conn).
-func serve(t testing.TB, ns string, addr netip.AddrPort, reply func(net.Conn) string) {
-	t.Helper()
-	var ln net.Listener
-	must(t, netns.Do(ns, func() error {
-		var err error
-		ln, err = net.Listen("tcp4", addr.String())
-		return err
-	}))
-	done := make(chan struct{})
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-	})
-	go func() {
-		defer close(done)
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conn.Write([]byte(reply(conn)))
-			conn.Close()
-		}
-	}()
 }
 
 // dialIn connects from inside ns to addr over TCP.
@@ -345,23 +261,6 @@ func dialIn(t testing.TB, ns, addr string) net.Conn {
 		return err
 	}))
 	return conn
-}
-
-// ask connects from ns to addr and returns what the server said.
-func ask(ns string, addr netip.AddrPort) (string, error) {
-	var conn net.Conn
-	err := netns.Do(ns, func() error {
-		var err error
-		conn, err = net.DialTimeout("tcp4", addr.String(), 2*time.Second)
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(2 * time.Second))
-	b, err := io.ReadAll(conn)
-	return string(b), err
 }
 
 // echoOn sends s on a connection to an echo server and reads it back.
@@ -393,8 +292,8 @@ func must2(t testing.TB) func([]byte, error) []byte {
 // waitAnswer waits until asking addr from ns gets want.
 func waitAnswer(t testing.TB, ns string, addr netip.AddrPort, want string) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%s answers %q to %s", addr, want, ns), func() error {
-		got, err := ask(ns, addr)
+	testbed.WaitFor(t, fmt.Sprintf("%s answers %q to %s", addr, want, ns), func() error {
+		got, err := testbed.Ask(t.Context(), ns, addr)
 		if err != nil {
 			return err
 		}
@@ -408,7 +307,7 @@ func waitAnswer(t testing.TB, ns string, addr netip.AddrPort, want string) {
 func TestRoutersSNATFloatingIPsAndTeardown(t *testing.T) {
 	nn := newNetNode(t)
 	outside := nn.bed.Outside
-	serve(t, outside.Netns, netip.AddrPortFrom(internetAddr, peerPort), func(c net.Conn) string {
+	testbed.ServeAnswer(t, outside.Netns, netip.AddrPortFrom(internetAddr, peerPort), func(c net.Conn) string {
 		return netip.MustParseAddrPort(c.RemoteAddr().String()).Addr().String()
 	})
 	vmA := nn.addVM("vma", "port-vm-a", "fa:16:3e:aa:00:05", "10.0.0.5", "10.0.0.1")
@@ -439,7 +338,7 @@ func TestRoutersSNATFloatingIPsAndTeardown(t *testing.T) {
 		t.Errorf("east-west: %v", err)
 	}
 	// The outside host cannot reach the tenants' private addresses.
-	if got, err := ask(outside.Netns, netip.AddrPortFrom(vmA.IP(), whoPort)); err == nil {
+	if got, err := testbed.Ask(t.Context(), outside.Netns, netip.AddrPortFrom(vmA.IP(), whoPort)); err == nil {
 		t.Errorf("the outside host reached 10.0.0.5 directly: %q", got)
 	}
 
@@ -484,14 +383,14 @@ func TestRoutersSNATFloatingIPsAndTeardown(t *testing.T) {
 	waitAnswer(t, vmB.Netns, internet, fipB.String())
 	// Hairpin: a neighbour on the same subnet reaches VM A through its
 	// floating IP (the answer comes back through the router).
-	if got, err := ask(vmA3.Netns, netip.AddrPortFrom(fipA, whoPort)); err != nil || got != "vma" {
+	if got, err := testbed.Ask(t.Context(), vmA3.Netns, netip.AddrPortFrom(fipA, whoPort)); err != nil || got != "vma" {
 		t.Errorf("hairpin through the floating IP: %q, %v", got, err)
 	}
 	// East-west traffic is not translated.
-	if got, err := ask(vmA2.Netns, netip.AddrPortFrom(vmA.IP(), whoPort)); err != nil || got != "vma" {
+	if got, err := testbed.Ask(t.Context(), vmA2.Netns, netip.AddrPortFrom(vmA.IP(), whoPort)); err != nil || got != "vma" {
 		t.Errorf("east-west with a floating IP: %q, %v", got, err)
 	}
-	if s := nn.status.fipStatus("fip-a"); s != msg.StatusActive {
+	if s := nn.status.FloatingIP("fip-a"); s != msg.StatusActive {
 		t.Errorf("fip-a reported %q; want ACTIVE", s)
 	}
 	if st := nn.l3.Stats(); st.Routers != 2 || st.FloatingIPs != 2 || st.GatewayPorts != 2 || st.Interfaces != 3 || st.GARPs < 2 {
@@ -506,10 +405,10 @@ func TestRoutersSNATFloatingIPsAndTeardown(t *testing.T) {
 	if err := echoOn(conn, "after"); err == nil {
 		t.Error("an established connection through a disassociated floating IP still works")
 	}
-	if got, err := ask(outside.Netns, netip.AddrPortFrom(fipA, whoPort)); err == nil {
+	if got, err := testbed.Ask(t.Context(), outside.Netns, netip.AddrPortFrom(fipA, whoPort)); err == nil {
 		t.Errorf("a disassociated floating IP still reaches %q", got)
 	}
-	if got, err := ask(outside.Netns, netip.AddrPortFrom(fipB, whoPort)); err != nil || got != "vmb" {
+	if got, err := testbed.Ask(t.Context(), outside.Netns, netip.AddrPortFrom(fipB, whoPort)); err != nil || got != "vmb" {
 		t.Errorf("the other project's floating IP: %q, %v", got, err)
 	}
 	waitAnswer(t, vmA.Netns, internet, gwA.String())
@@ -651,13 +550,13 @@ func TestFloatingIPMoveIsAnnounced(t *testing.T) {
 	// The floating IP moves to project B's router: its gratuitous ARP
 	// updates the outside host's entry at once.
 	nn.setRouters(routerA(), withFIP(routerB(), "fip-m", moving, "10.0.0.5", "port-vm-b"))
-	waitFor(t, "the outside host's entry names router B", func() error {
+	testbed.WaitFor(t, "the outside host's entry names router B", func() error {
 		if n := neighbour(); !strings.Contains(n, routerB().Gateway.MAC) {
 			return errorf("neighbour entry %q", n)
 		}
 		return nil
 	})
-	if got, err := ask(outside.Netns, netip.AddrPortFrom(moving, whoPort)); err != nil || got != "vmb" {
+	if got, err := testbed.Ask(t.Context(), outside.Netns, netip.AddrPortFrom(moving, whoPort)); err != nil || got != "vmb" {
 		t.Errorf("after the move: %q, %v", got, err)
 	}
 }

@@ -82,7 +82,7 @@ func TestIntegrationWithServer(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "the l2 and l3 agents alive", func() error {
+	testbed.WaitFor(t, "the l2 and l3 agents alive", func() error {
 		alive := map[string]int{}
 		for _, ag := range admin.Do("GET", "/v2.0/agents", nil).Items("agents") {
 			if ag["alive"] == true {
@@ -95,7 +95,7 @@ func TestIntegrationWithServer(t *testing.T) {
 		return nil
 	})
 	for _, c := range []*ovs.Client{netDB, db} {
-		waitFor(t, "br-int made", func() error { _, err := c.Bridge("br-int"); return err })
+		testbed.WaitFor(t, "br-int made", func() error { _, err := c.Bridge("br-int"); return err })
 	}
 
 	ext := admin.Create("networks", "network", map[string]any{
@@ -108,7 +108,7 @@ func TestIntegrationWithServer(t *testing.T) {
 		"allocation_pools": []any{map[string]any{"start": "203.0.113.10", "end": "203.0.113.99"}},
 	})
 	outside := bed.Outside
-	serve(t, outside.Netns, netip.AddrPortFrom(internetAddr, peerPort), func(c net.Conn) string {
+	testbed.ServeAnswer(t, outside.Netns, netip.AddrPortFrom(internetAddr, peerPort), func(c net.Conn) string {
 		return netip.MustParseAddrPort(c.RemoteAddr().String()).Addr().String()
 	})
 	internet := netip.AddrPortFrom(internetAddr, peerPort)
@@ -143,7 +143,7 @@ func TestIntegrationWithServer(t *testing.T) {
 		must(t, db.EnsurePort(ctx, "br-int", ovs.Port{Name: tap, ExternalIDs: map[string]string{
 			"iface-id": portID, "attached-mac": mac, "iface-status": "active",
 		}}))
-		serve(t, vm.Netns, netip.AddrPortFrom(netip.IPv4Unspecified(), whoPort), func(net.Conn) string { return vmName })
+		testbed.ServeAnswer(t, vm.Netns, netip.AddrPortFrom(netip.IPv4Unspecified(), whoPort), func(net.Conn) string { return vmName })
 		fip := c.Create("floatingips", "floatingip", map[string]any{"floating_network_id": extID, "port_id": portID})
 		return tenant{vm: vm, router: routerID, fip: apitest.S(fip["id"]), gateway: gw,
 			fIP: netip.MustParseAddr(apitest.S(fip["floating_ip_address"]))}
@@ -155,7 +155,7 @@ func TestIntegrationWithServer(t *testing.T) {
 		// Reached through its own floating IP, and leaving from it.
 		waitAnswer(t, outside.Netns, netip.AddrPortFrom(tn.fIP, whoPort), tn.vm.Name)
 		waitAnswer(t, tn.vm.Netns, internet, tn.fIP.String())
-		waitFor(t, "floating IP "+tn.fip+" ACTIVE", func() error {
+		testbed.WaitFor(t, "floating IP "+tn.fip+" ACTIVE", func() error {
 			if s := apitest.S(admin.Do("GET", apitest.Path("floatingips", tn.fip), nil).Item("floatingip")["status"]); s != "ACTIVE" {
 				return errorf("status %s", s)
 			}
@@ -165,14 +165,14 @@ func TestIntegrationWithServer(t *testing.T) {
 
 	// Disassociated: unreachable, and the VM leaves through SNAT again.
 	admin.Must(200, "PUT", apitest.Path("floatingips", ta.fip), map[string]any{"floatingip": map[string]any{"port_id": nil}})
-	waitFor(t, "disassociated floating IP unreachable", func() error {
-		if got, err := ask(outside.Netns, netip.AddrPortFrom(ta.fIP, whoPort)); err == nil {
+	testbed.WaitFor(t, "disassociated floating IP unreachable", func() error {
+		if got, err := testbed.Ask(t.Context(), outside.Netns, netip.AddrPortFrom(ta.fIP, whoPort)); err == nil {
 			return errorf("still answers %q", got)
 		}
 		return nil
 	})
 	waitAnswer(t, ta.vm.Netns, internet, ta.gateway.String())
-	if got, err := ask(outside.Netns, netip.AddrPortFrom(tb.fIP, whoPort)); err != nil || got != "vmb" {
+	if got, err := testbed.Ask(t.Context(), outside.Netns, netip.AddrPortFrom(tb.fIP, whoPort)); err != nil || got != "vmb" {
 		t.Errorf("project B's floating IP: %q, %v", got, err)
 	}
 
@@ -186,7 +186,7 @@ func TestIntegrationWithServer(t *testing.T) {
 	}
 	c.Must(204, "DELETE", apitest.Path("routers", tb.router), nil)
 	nsB := cfg.NamespacePrefix + tb.router
-	waitFor(t, "router B's namespace removed", func() error {
+	testbed.WaitFor(t, "router B's namespace removed", func() error {
 		if netns.Exists(nsB) {
 			return errorf("%s still there", nsB)
 		}

@@ -103,7 +103,7 @@ func newMetadataBed(t testing.TB) *metadataBed {
 			t.Errorf("dhcp cleanup: %v", err)
 		}
 	})
-	waitFor(t, "br-int made", func() error { _, err := b.db.Bridge("br-int"); return err })
+	testbed.WaitFor(t, "br-int made", func() error { _, err := b.db.Bridge("br-int"); return err })
 	return b
 }
 
@@ -169,7 +169,7 @@ func fetch(ns, path string, headers map[string]string) (int, string, error) {
 // checkOwnMetadata waits until vm's meta_data.json is its own.
 func checkOwnMetadata(t testing.TB, vm *testbed.Host, headers map[string]string) {
 	t.Helper()
-	waitFor(t, vm.Name+" gets its metadata", func() error {
+	testbed.WaitFor(t, vm.Name+" gets its metadata", func() error {
 		code, body, err := fetch(vm.Netns, "/openstack/latest/meta_data.json", headers)
 		if err != nil || code != http.StatusOK {
 			return fmt.Errorf("%d %s %v", code, body, err)
@@ -249,7 +249,7 @@ func TestIntegrationMetadata(t *testing.T) {
 	subC := apitest.S(c.Create("subnets", "subnet", map[string]any{"network_id": netC, "cidr": "10.9.0.0/24", "ip_version": 4,
 		"allocation_pools": []any{map[string]any{"start": "10.9.0.100", "end": "10.9.0.254"}}})["id"])
 	var dhcpIP string
-	waitFor(t, "the DHCP port", func() error {
+	testbed.WaitFor(t, "the DHCP port", func() error {
 		ports := b.admin.Do("GET", "/v2.0/ports?device_owner=network:dhcp&network_id="+netC, nil).Items("ports")
 		if len(ports) != 1 {
 			return fmt.Errorf("%d DHCP ports", len(ports))
@@ -268,7 +268,7 @@ func TestIntegrationMetadata(t *testing.T) {
 	}
 	cb.Must(http.StatusNoContent, "DELETE", apitest.Path("routers", routerB), nil)
 	nsB := b.l3cfg.NamespacePrefix + routerB
-	waitFor(t, "router B's listener closed", func() error {
+	testbed.WaitFor(t, "router B's listener closed", func() error {
 		for _, ns := range b.role.Served() {
 			if ns == nsB {
 				return fmt.Errorf("still serving %s", ns)
@@ -377,17 +377,4 @@ func must(t testing.TB, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-func waitFor(t testing.TB, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting until %s: %v", what, err)
 }
