@@ -54,10 +54,7 @@ type allInOne struct {
 // are there.
 func requireAllInOne(t *testing.T) {
 	t.Helper()
-	testenv.RequireRoot(t)
-	if err := ovs.Installed(); err != nil {
-		t.Skipf("skipping: %v", err)
-	}
+	testenv.RequireOVS(t)
 	testenv.LookPathOrSkip(t, "busybox", "apt-get install busybox (the VMs' DHCP client); scripts/install-deps.sh installs it")
 	testenv.LookPathOrSkip(t, "nsenter", "apt-get install util-linux")
 }

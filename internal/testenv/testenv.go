@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/neutrino-sdn/neutrino/internal/dataplane/ovs"
 )
 
 // installHint tells how to get the Debian packages the tests use.
@@ -22,6 +24,16 @@ func RequireRoot(t testing.TB) {
 	t.Helper()
 	if euid := os.Geteuid(); euid != 0 {
 		t.Skipf("skipping: this test needs root (network namespaces, OVS, nftables), running as uid %d; run it as root, e.g. sudo go test", euid)
+	}
+}
+
+// RequireOVS skips t unless the test runs as root and the Open vSwitch
+// programs and schema are installed (the test starts its own OVS daemons).
+func RequireOVS(t testing.TB) {
+	t.Helper()
+	RequireRoot(t)
+	if err := ovs.Installed(); err != nil {
+		t.Skipf("skipping: %v", err)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/neutrino-sdn/neutrino/internal/dataplane/ovs"
 )
 
 // skipRecorder is a testing.TB whose Skip records the message and ends the
@@ -70,5 +72,18 @@ func TestRequireRoot(t *testing.T) {
 	}
 	if !strings.Contains(msg, "root") {
 		t.Errorf("RequireRoot as uid %d: skip message %q, want one saying root is needed", os.Geteuid(), msg)
+	}
+}
+
+func TestRequireOVS(t *testing.T) {
+	msg := recordSkip(t, RequireOVS)
+	if os.Geteuid() == 0 && ovs.Installed() == nil {
+		if msg != "" {
+			t.Errorf("RequireOVS skipped as root with Open vSwitch installed: %s", msg)
+		}
+		return
+	}
+	if msg == "" {
+		t.Errorf("RequireOVS did not skip as uid %d (Open vSwitch: %v)", os.Geteuid(), ovs.Installed())
 	}
 }

@@ -21,20 +21,12 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/testenv"
 )
 
-func requireOVS(t testing.TB) {
-	t.Helper()
-	testenv.RequireRoot(t)
-	if err := ovs.Installed(); err != nil {
-		t.Skipf("skipping: %v", err)
-	}
-}
-
 // startOVS starts private OVS daemons in a namespace of their own (so the
 // userspace datapath's tap devices never appear on the host) and stops them
 // and removes the namespace when the test ends.
 func startOVS(t testing.TB) (*ovs.Daemons, string) {
 	t.Helper()
-	requireOVS(t)
+	testenv.RequireOVS(t)
 	b := make([]byte, 3)
 	rand.Read(b)
 	ns := "nt-ovs-" + hex.EncodeToString(b)
@@ -178,7 +170,7 @@ func TestDaemonsStartDetectRestartStop(t *testing.T) {
 }
 
 func TestStartDaemonsErrors(t *testing.T) {
-	requireOVS(t)
+	testenv.RequireOVS(t)
 	if _, err := ovs.StartDaemons(context.Background(), ovs.Options{}); err == nil {
 		t.Error("StartDaemons without a directory succeeded")
 	}
