@@ -387,7 +387,13 @@ func (p *Plugin) claimKey(ctx context.Context, tx *store.Tx, rule resource.Objec
 	// The other request has committed (the database waited for it), so
 	// its rule can be named.
 	var other string
-	if err := tx.QueryRow(ctx, "SELECT id FROM security_group_rules WHERE rule_key = ?", key).Scan(&other); err != nil {
+	err = tx.QueryRow(ctx, "SELECT id FROM security_group_rules WHERE rule_key = ?", key).Scan(&other)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		// The winner was deleted again in between: try the whole request
+		// again, which may now succeed.
+		return store.Retry(fmt.Errorf("security group rule %v raced a rule deleted meanwhile", rule["id"]))
+	case err != nil:
 		return fmt.Errorf("security group rule %v duplicates a rule that could not be read: %w", rule["id"], err)
 	}
 	return ruleExists(other)

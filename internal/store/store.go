@@ -223,6 +223,12 @@ func (db *DB) once(ctx context.Context, pool *sql.DB, readOnly bool, fn func(*Tx
 	return nil
 }
 
+// Retry marks err so that Tx runs the whole transaction again: for a
+// function that saw another writer's change it cannot yet act on.
+func Retry(err error) error {
+	return fmt.Errorf("%w (%w)", err, errRetry)
+}
+
 func (db *DB) retryable(err error) bool {
 	if errors.Is(err, errRetry) {
 		return true

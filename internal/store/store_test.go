@@ -198,6 +198,37 @@ func TestFailedTransactionWritesNothing(t *testing.T) {
 	})
 }
 
+// A function that returns Retry runs again in a fresh transaction; what
+// its first attempt wrote is gone.
+func TestRetryRunsTheTransactionAgain(t *testing.T) {
+	eachBackend(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		nets := registry(t).ByPlural("networks")
+		attempts := 0
+		err := db.Tx(ctx, func(tx *Tx) error {
+			attempts++
+			id := fmt.Sprintf("77777777-7777-7777-7777-77777777777%d", attempts)
+			if err := tx.Insert(ctx, nets, resource.Object{"id": id, "project_id": "p1"}); err != nil {
+				return err
+			}
+			if attempts == 1 {
+				return Retry(errors.New("lost a race"))
+			}
+			return nil
+		})
+		if err != nil || attempts != 2 {
+			t.Fatalf("Tx: %v after %d attempts, want success after 2", err, attempts)
+		}
+		var n int
+		if err := db.View(ctx, func(tx *Tx) (err error) { n, err = tx.Count(ctx, nets, nil); return err }); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Fatalf("%d networks after a retried transaction, want only the second attempt's", n)
+		}
+	})
+}
+
 // A conflict inside a savepoint is undone without aborting the transaction
 // (PostgreSQL aborts the whole transaction on a failed statement otherwise).
 func TestSavepointKeepsTransactionUsable(t *testing.T) {
