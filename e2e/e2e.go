@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/neutrino-sdn/neutrino/internal/testenv"
 )
 
 // BinEnv names the environment variable holding the neutrino binary to test.
@@ -77,7 +78,7 @@ func StartNeutrino(t testing.TB, flags ...string) *Neutrino {
 }
 
 func startOnce(t testing.TB, bin string, flags []string) (*Neutrino, error) {
-	port, err := freePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +86,7 @@ func startOnce(t testing.TB, bin string, flags []string) (*Neutrino, error) {
 	// the servers of parallel tests (or a real all-in-one) would share. The
 	// API is under test, so no agent runs (--roles=): parallel agents would
 	// share, and on stopping tear down, this host's Open vSwitch bridges.
-	natsPort, err := freePort()
+	natsPort, err := testenv.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -119,15 +120,6 @@ func startOnce(t testing.TB, bin string, flags []string) (*Neutrino, error) {
 		return nil, err
 	}
 	return n, nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // waitHealthy polls /healthz until it answers 200, the process exits, or

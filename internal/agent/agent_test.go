@@ -13,6 +13,7 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/agent"
 	"github.com/neutrino-sdn/neutrino/internal/bus"
 	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
+	"github.com/neutrino-sdn/neutrino/internal/testenv"
 )
 
 // fakeRole records what the agent hands it.
@@ -102,7 +103,7 @@ func startBus(t *testing.T) (*bus.Embedded, *fakeServer, *bus.Conn) {
 	return e, fs, srv
 }
 
-func runAgent(t *testing.T, e *bus.Embedded, role agent.Role, opts agent.Options) *agent.Agent {
+func runAgent(t testing.TB, e *bus.Embedded, role agent.Role, opts agent.Options) *agent.Agent {
 	t.Helper()
 	conn, err := bus.ConnectEmbedded(e, "agent", nil)
 	if err != nil {
@@ -127,17 +128,6 @@ func runAgent(t *testing.T, e *bus.Embedded, role agent.Role, opts agent.Options
 	return a
 }
 
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func publish(t *testing.T, c *bus.Conn, epoch string, seqs ...uint64) {
 	t.Helper()
 	for _, s := range seqs {
@@ -155,11 +145,11 @@ func TestSyncThenNotificationsInOrder(t *testing.T) {
 	fs.set("e1", 10)
 	role := &fakeRole{}
 	a := runAgent(t, e, role, agent.Options{ReportInterval: time.Hour, ResyncInterval: time.Hour, GapWait: time.Hour})
-	eventually(t, "the first sync", func() bool { s, _ := role.seen(); return len(s) == 1 })
+	testenv.Eventually(t, 5*time.Second, "the first sync", func() bool { s, _ := role.seen(); return len(s) == 1 })
 
 	// 9 and 10 are in the synced state already; 12 waits for 11.
 	publish(t, srv, "e1", 9, 10, 12, 11, 13, 11)
-	eventually(t, "11..13 applied", func() bool { _, ap := role.seen(); return len(ap) == 3 })
+	testenv.Eventually(t, 5*time.Second, "11..13 applied", func() bool { _, ap := role.seen(); return len(ap) == 3 })
 	syncs, applied := role.seen()
 	if !slices.Equal(applied, []uint64{11, 12, 13}) || len(syncs) != 1 {
 		t.Fatalf("applied %v after syncs %v; want 11 12 13 after one sync", applied, syncs)
@@ -182,19 +172,19 @@ func TestGapLeadsToFullSync(t *testing.T) {
 	fs.set("e1", 1)
 	role := &fakeRole{}
 	a := runAgent(t, e, role, agent.Options{ReportInterval: time.Hour, ResyncInterval: time.Hour, GapWait: 50 * time.Millisecond})
-	eventually(t, "the first sync", func() bool { s, _ := role.seen(); return len(s) == 1 })
+	testenv.Eventually(t, 5*time.Second, "the first sync", func() bool { s, _ := role.seen(); return len(s) == 1 })
 
 	// 2 is lost; after the wait the agent syncs and gets state 5.
 	fs.set("e1", 5)
 	publish(t, srv, "e1", 3)
-	eventually(t, "a resync", func() bool { s, _ := role.seen(); return len(s) == 2 })
+	testenv.Eventually(t, 5*time.Second, "a resync", func() bool { s, _ := role.seen(); return len(s) == 2 })
 	syncs, applied := role.seen()
 	if len(applied) != 0 || syncs[1] != 5 || a.Stats().Gaps != 1 {
 		t.Fatalf("syncs %v applied %v stats %+v; want a resync to 5 and nothing applied", syncs, applied, a.Stats())
 	}
 	// The state continues from 5.
 	publish(t, srv, "e1", 6)
-	eventually(t, "6 applied", func() bool { _, ap := role.seen(); return slices.Equal(ap, []uint64{6}) })
+	testenv.Eventually(t, 5*time.Second, "6 applied", func() bool { _, ap := role.seen(); return slices.Equal(ap, []uint64{6}) })
 }
 
 func TestNewEpochLeadsToFullSync(t *testing.T) {
@@ -202,21 +192,21 @@ func TestNewEpochLeadsToFullSync(t *testing.T) {
 	fs.set("e1", 7)
 	role := &fakeRole{}
 	runAgent(t, e, role, agent.Options{ReportInterval: time.Hour, ResyncInterval: time.Hour, GapWait: time.Hour})
-	eventually(t, "the first sync", func() bool { s, _ := role.seen(); return len(s) == 1 })
+	testenv.Eventually(t, 5*time.Second, "the first sync", func() bool { s, _ := role.seen(); return len(s) == 1 })
 	// A new database starts counting again.
 	fs.set("e2", 1)
 	publish(t, srv, "e2", 2)
-	eventually(t, "a resync in the new epoch", func() bool { s, _ := role.seen(); return len(s) == 2 })
+	testenv.Eventually(t, 5*time.Second, "a resync in the new epoch", func() bool { s, _ := role.seen(); return len(s) == 2 })
 	publish(t, srv, "e2", 2)
-	eventually(t, "2 applied", func() bool { _, ap := role.seen(); return slices.Equal(ap, []uint64{2}) })
+	testenv.Eventually(t, 5*time.Second, "2 applied", func() bool { _, ap := role.seen(); return slices.Equal(ap, []uint64{2}) })
 }
 
 func TestPeriodicResyncAndReports(t *testing.T) {
 	e, fs, _ := startBus(t)
 	role := &fakeRole{}
 	runAgent(t, e, role, agent.Options{ReportInterval: 20 * time.Millisecond, ResyncInterval: 30 * time.Millisecond})
-	eventually(t, "periodic syncs", func() bool { s, _ := role.seen(); return len(s) >= 3 })
-	eventually(t, "periodic reports", func() bool {
+	testenv.Eventually(t, 5*time.Second, "periodic syncs", func() bool { s, _ := role.seen(); return len(s) >= 3 })
+	testenv.Eventually(t, 5*time.Second, "periodic reports", func() bool {
 		fs.mu.Lock()
 		defer fs.mu.Unlock()
 		return len(fs.reports) >= 3 && !fs.reports[len(fs.reports)-1].Started

@@ -1,16 +1,13 @@
 package agent_test
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/neutrino-sdn/neutrino/internal/agent"
 	"github.com/neutrino-sdn/neutrino/internal/apitest"
-	"github.com/neutrino-sdn/neutrino/internal/bus"
+	"github.com/neutrino-sdn/neutrino/internal/testenv"
 )
 
 // BenchmarkPortActiveControlPlane measures the control plane's share of
@@ -23,25 +20,9 @@ import (
 func BenchmarkPortActiveControlPlane(b *testing.B) {
 	srv := apitest.Start(b)
 	admin := srv.Client(b, "admin")
-	conn, err := bus.ConnectEmbedded(srv.Srv.NATS(), "agent", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
 	role := &wiringRole{}
-	a, err := agent.New(conn, agent.Options{Host: "node1", Roles: []agent.Role{role}, ReportInterval: time.Hour,
-		ResyncInterval: time.Hour, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-		conn.Close()
-	}()
-	eventually(b, "the agent", func() bool { return role.syncCount() >= 1 })
+	runAgent(b, srv.Srv.NATS(), role, agent.Options{ReportInterval: time.Hour, ResyncInterval: time.Hour})
+	testenv.Eventually(b, 5*time.Second, "the agent", func() bool { return role.syncCount() >= 1 })
 	net := apitest.S(admin.Create("networks", "network", map[string]any{"name": "n"})["id"])
 	admin.Create("subnets", "subnet", map[string]any{"network_id": net, "cidr": "10.0.0.0/16", "ip_version": 4})
 

@@ -11,6 +11,7 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
 	"github.com/neutrino-sdn/neutrino/internal/outbox"
 	"github.com/neutrino-sdn/neutrino/internal/store"
+	"github.com/neutrino-sdn/neutrino/internal/testenv"
 )
 
 // wiringRole stands in for the l2 role: it "wires" every port of its
@@ -91,7 +92,7 @@ func TestAgentAgainstServer(t *testing.T) {
 		GapWait: 50 * time.Millisecond})
 
 	// The agent registers; its first sync finds nothing.
-	eventually(t, "the agent alive", func() bool {
+	testenv.Eventually(t, 5*time.Second, "the agent alive", func() bool {
 		ags := admin.Do("GET", "/v2.0/agents?host=node1", nil).Items("agents")
 		return len(ags) == 1 && ags[0]["alive"] == true && role.syncCount() == 1
 	})
@@ -103,7 +104,7 @@ func TestAgentAgainstServer(t *testing.T) {
 
 	// A port bound to the host goes ACTIVE once the role wired it.
 	p1 := apitest.S(admin.Create("ports", "port", map[string]any{"network_id": net, "binding:host_id": "node1"})["id"])
-	eventually(t, "port 1 ACTIVE", func() bool { return status(p1) == "ACTIVE" })
+	testenv.Eventually(t, 5*time.Second, "port 1 ACTIVE", func() bool { return status(p1) == "ACTIVE" })
 
 	// A replica dies after numbering node1's next notification: the agent
 	// notices the gap at the one after and resyncs, so port 2 is wired.
@@ -120,14 +121,14 @@ func TestAgentAgainstServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	p2 := apitest.S(admin.Create("ports", "port", map[string]any{"network_id": net, "binding:host_id": "node1"})["id"])
-	eventually(t, "port 2 ACTIVE", func() bool { return status(p2) == "ACTIVE" })
+	testenv.Eventually(t, 5*time.Second, "port 2 ACTIVE", func() bool { return status(p2) == "ACTIVE" })
 	if st := a.Stats(); st.Gaps != 1 || st.Syncs != 2 {
 		t.Fatalf("stats %+v: want one gap and a second sync", st)
 	}
 
 	// Deleted ports are unwired; nothing else resyncs.
 	admin.Must(204, "DELETE", "/v2.0/ports/"+p1, nil)
-	eventually(t, "port 1 unwired", func() bool { return !role.isWired(p1) })
+	testenv.Eventually(t, 5*time.Second, "port 1 unwired", func() bool { return !role.isWired(p1) })
 	if !role.isWired(p2) || a.Stats().Syncs != 2 {
 		t.Fatalf("after deleting port 1: stats %+v", a.Stats())
 	}

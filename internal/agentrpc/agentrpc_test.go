@@ -14,6 +14,7 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
 	"github.com/neutrino-sdn/neutrino/internal/outbox"
 	"github.com/neutrino-sdn/neutrino/internal/store"
+	"github.com/neutrino-sdn/neutrino/internal/testenv"
 )
 
 // reportAt records a state report whose heartbeat is offset from now, to
@@ -275,7 +276,7 @@ func TestNothingIsLostWhenAServerDiesBeforePublishing(t *testing.T) {
 		t.Fatalf("first %d, lost %d, next %d", first.Seq, claimed[0].Seq, last.Seq)
 	}
 	// A committed change's entry is never dropped: none is left behind.
-	eventually(t, "an empty outbox", func() bool {
+	testenv.Eventually(t, 10*time.Second, "an empty outbox", func() bool {
 		var n int
 		_ = db.View(ctx, func(tx *store.Tx) error { n, _ = outbox.Pending(ctx, tx); return nil })
 		return n == 0

@@ -11,6 +11,7 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/bus"
 	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
 	"github.com/neutrino-sdn/neutrino/internal/config"
+	"github.com/neutrino-sdn/neutrino/internal/testenv"
 )
 
 // rig is a real server with an agent's connection to its embedded NATS.
@@ -153,7 +154,7 @@ func (in *inbox) all() []msg.Notification {
 func (in *inbox) waitFor(t *testing.T, what string, cond func(msg.Notification) bool) msg.Notification {
 	t.Helper()
 	var found msg.Notification
-	eventually(t, what, func() bool {
+	testenv.Eventually(t, 10*time.Second, what, func() bool {
 		for _, n := range in.all() {
 			if cond(n) {
 				found = n
@@ -163,17 +164,6 @@ func (in *inbox) waitFor(t *testing.T, what string, cond func(msg.Notification) 
 		return false
 	})
 	return found
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func hasPort(ports []msg.Port, id string) (msg.Port, bool) {

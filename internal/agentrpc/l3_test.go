@@ -8,6 +8,7 @@ import (
 
 	"github.com/neutrino-sdn/neutrino/internal/apitest"
 	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
+	"github.com/neutrino-sdn/neutrino/internal/testenv"
 )
 
 // reportL3 reports an l3 agent through the RPC method.
@@ -173,7 +174,7 @@ func TestRouterStateAndNotifications(t *testing.T) {
 	// floating IP API: the host still hears of it.
 	before := len(notes.all())
 	r.admin.Must(http.StatusNoContent, "DELETE", "/v2.0/ports/"+n.vm, nil)
-	eventually(t, "the router after its floating IP's port went", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the router after its floating IP's port went", func() bool {
 		for _, nt := range notes.all()[before:] {
 			if rt, ok := routerIn(nt, routerID); ok && len(rt.FloatingIPs) == 0 {
 				return true
@@ -219,7 +220,7 @@ func TestRoutersGoToTheLeastLoadedL3Agent(t *testing.T) {
 	}
 	// An l3 agent appears: the router goes there with its ports.
 	r.reportL3("net2")
-	eventually(t, "the router on net2", func() bool { return slices.Equal(r.routerHosts(first), []string{"net2"}) })
+	testenv.Eventually(t, 10*time.Second, "the router on net2", func() bool { return slices.Equal(r.routerHosts(first), []string{"net2"}) })
 	if !r.routerPortsOn(first, "net2") {
 		t.Fatalf("ports not bound to net2")
 	}
@@ -253,8 +254,8 @@ func TestRoutersMoveFromDeadL3Agents(t *testing.T) {
 	}
 	r.reportAt(msg.AgentTypeOVS, "hostB", vxlanAgent("192.0.2.2").Map(), aliveForever)
 	r.reportAt(msg.AgentTypeL3, "hostB", nil, aliveForever)
-	eventually(t, "the router on hostB", func() bool { return slices.Equal(r.routerHosts(routerID), []string{"hostB"}) })
-	eventually(t, "the router's ports on hostB", func() bool { return r.routerPortsOn(routerID, "hostB") })
+	testenv.Eventually(t, 10*time.Second, "the router on hostB", func() bool { return slices.Equal(r.routerHosts(routerID), []string{"hostB"}) })
+	testenv.Eventually(t, 10*time.Second, "the router's ports on hostB", func() bool { return r.routerPortsOn(routerID, "hostB") })
 	notesA.waitFor(t, "the router leaving hostA", func(n msg.Notification) bool {
 		return n.L3 != nil && slices.Contains(n.L3.DeletedRouters, routerID)
 	})
@@ -336,7 +337,7 @@ func TestRouterPortsAddedLaterFollowTheRouter(t *testing.T) {
 	// the router's host.
 	p := r.port(n.net, map[string]any{"binding:host_id": "compute9"})
 	r.admin.Must(http.StatusOK, "PUT", "/v2.0/routers/"+routerID+"/add_router_interface", map[string]any{"port_id": p["id"]})
-	eventually(t, "the interface port on net1", func() bool { return r.routerPortsOn(routerID, "net1") })
+	testenv.Eventually(t, 10*time.Second, "the interface port on net1", func() bool { return r.routerPortsOn(routerID, "net1") })
 	notes.waitFor(t, "the router with its interface", func(nt msg.Notification) bool {
 		rt, ok := routerIn(nt, routerID)
 		return ok && len(rt.Interfaces) == 1 && rt.Interfaces[0].ID == p["id"]

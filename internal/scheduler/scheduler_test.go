@@ -12,6 +12,7 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
 	"github.com/neutrino-sdn/neutrino/internal/config"
 	"github.com/neutrino-sdn/neutrino/internal/scheduler"
+	"github.com/neutrino-sdn/neutrino/internal/testenv"
 )
 
 type rig struct {
@@ -79,17 +80,6 @@ func addresses(p map[string]any) map[string]string {
 		out[apitest.S(f["subnet_id"])] = apitest.S(f["ip_address"])
 	}
 	return out
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestNetworksGoToTheLeastLoadedAgent(t *testing.T) {
@@ -181,7 +171,7 @@ func TestDeadAgentsNetworksMove(t *testing.T) {
 	}
 	// hostB appears: the next check moves the network with its port.
 	r.host("hostB", time.Hour)
-	eventually(t, "the network on hostB", func() bool { return slices.Equal(r.dhcpHosts(net), []string{"hostB"}) })
+	testenv.Eventually(t, 10*time.Second, "the network on hostB", func() bool { return slices.Equal(r.dhcpHosts(net), []string{"hostB"}) })
 	ports := r.dhcpPorts(net)
 	if len(ports) != 1 {
 		t.Fatalf("DHCP ports after the move: %v", ports)

@@ -134,10 +134,7 @@ type Node struct {
 // test when not root or when Open vSwitch, ip or tcpdump is missing.
 func New(t testing.TB, spec Spec) *Bed {
 	t.Helper()
-	testenv.RequireRoot(t)
-	if err := ovs.Installed(); err != nil {
-		t.Skipf("skipping: %v", err)
-	}
+	testenv.RequireOVS(t)
 	testenv.LookPathOrSkip(t, "ip", "apt-get install iproute2")
 	if spec.Nodes < 1 || spec.Nodes > 250 {
 		t.Fatalf("testbed: %d nodes; want 1-250", spec.Nodes)

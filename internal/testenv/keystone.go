@@ -217,7 +217,7 @@ func (k *Keystone) start(ctx context.Context, dir string) error {
 	slog.DebugContext(ctx, "keystone: keys ready", "dir", k.Dir, "took", time.Since(began))
 
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
+		port, err := FreePort()
 		if err != nil {
 			return errors.Join(err, <-dbReady)
 		}

@@ -203,7 +203,7 @@ func (s *PostgresServer) start(ctx context.Context, dir string) error {
 // connections. It returns an error wrapping errPortTaken when the port was
 // taken by someone else in the meantime.
 func (s *PostgresServer) startPostmaster(ctx context.Context) error {
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/ovs"
 )
@@ -34,6 +35,19 @@ func RequireOVS(t testing.TB) {
 	RequireRoot(t)
 	if err := ovs.Installed(); err != nil {
 		t.Skipf("skipping: %v", err)
+	}
+}
+
+// Eventually polls cond every few milliseconds until it holds, failing t
+// with what it waited for after within has passed.
+func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
