@@ -50,7 +50,7 @@ work against it unchanged.
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd(), upCmd(), downCmd(), vmCmd(), agentCmd())
+	root.AddCommand(serverCmd(), upCmd(), downCmd(), vmCmd(), agentCmd(), dbCmd())
 	return root
 }
 

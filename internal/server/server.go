@@ -73,6 +73,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := db.RegisterMetrics(metrics); err != nil {
+		db.Close()
+		return nil, err
+	}
 	a := api.New(svc, authn, log, metrics)
 	bg, err := registerPlugins(svc, a, cfg, segment.New(segCfg), log)
 	if err != nil {
@@ -86,6 +90,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	return s, nil
 }
+
+// Metrics is the registry /metrics serves; the all-in-one's agent adds
+// its series to it.
+func (s *Server) Metrics() *prometheus.Registry { return s.metrics }
 
 func authenticator(cfg config.Config, log *slog.Logger) (auth.Authenticator, error) {
 	if cfg.Auth == "keystone" {

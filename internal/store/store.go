@@ -19,11 +19,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"github.com/pressly/goose/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -71,6 +73,38 @@ type DB struct {
 	writer  *sql.DB // SQLite: one connection, so writers queue instead of failing busy
 	reader  *sql.DB
 	log     *slog.Logger
+	// metrics, once RegisterMetrics made them, time every transaction.
+	metrics atomic.Pointer[txMetrics]
+}
+
+// txMetrics are the store's Prometheus series.
+type txMetrics struct {
+	duration *prometheus.HistogramVec
+	retries  *prometheus.CounterVec
+}
+
+// RegisterMetrics makes the store time its transactions and count their
+// retries in series registered with reg: neutrino_db_transaction_duration_seconds
+// (by kind, read or write, and result) and neutrino_db_transaction_retries_total.
+func (db *DB) RegisterMetrics(reg prometheus.Registerer) error {
+	m := &txMetrics{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "neutrino", Subsystem: "db", Name: "transaction_duration_seconds",
+			Help:        "Duration of store transactions, retries included, by kind (read, write) and result (ok, error, conflict: still losing races after every retry).",
+			ConstLabels: prometheus.Labels{"backend": db.Backend()},
+			Buckets:     []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"kind", "result"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "neutrino", Subsystem: "db", Name: "transaction_retries_total",
+			Help:        "Transactions run again after losing a race with another writer, by kind.",
+			ConstLabels: prometheus.Labels{"backend": db.Backend()},
+		}, []string{"kind"}),
+	}
+	if err := errors.Join(reg.Register(m.duration), reg.Register(m.retries)); err != nil {
+		return fmt.Errorf("store: metrics: %w", err)
+	}
+	db.metrics.Store(m)
+	return nil
 }
 
 // Open connects to url: "sqlite:PATH" or "postgres://…" (also "postgresql://").
@@ -175,13 +209,32 @@ func (db *DB) View(ctx context.Context, fn func(*Tx) error) error {
 	return db.run(ctx, db.reader, true, fn)
 }
 
-func (db *DB) run(ctx context.Context, pool *sql.DB, readOnly bool, fn func(*Tx) error) error {
+func (db *DB) run(ctx context.Context, pool *sql.DB, readOnly bool, fn func(*Tx) error) (err error) {
+	kind := "write"
+	if readOnly {
+		kind = "read"
+	}
+	m := db.metrics.Load()
+	if m != nil {
+		start := time.Now()
+		defer func() {
+			result := "ok"
+			if errors.Is(err, errRetry) || (err != nil && db.retryable(err)) {
+				result = "conflict"
+			} else if err != nil {
+				result = "error"
+			}
+			m.duration.WithLabelValues(kind, result).Observe(time.Since(start).Seconds())
+		}()
+	}
 	const attempts = 10
-	var err error
 	for i := range attempts {
 		err = db.once(ctx, pool, readOnly, fn)
 		if err == nil || !db.retryable(err) {
 			return err
+		}
+		if m != nil && i < attempts-1 {
+			m.retries.WithLabelValues(kind).Inc()
 		}
 		// Back off with jitter so racing replicas spread out.
 		d := time.Duration(1+rand.IntN(5<<i)) * time.Millisecond
