@@ -14,6 +14,7 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/apitest"
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/link"
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/ovs"
+	"github.com/neutrino-sdn/neutrino/internal/testenv"
 )
 
 // The benchmarks run on the three-node cluster of the tests, each once
@@ -118,7 +119,7 @@ func BenchmarkResync500(b *testing.B) {
 			ids = append(ids, apitest.S(pm["id"]))
 		}
 	}
-	waitFor(b, time.Minute, "500 ports ACTIVE", func() bool {
+	testenv.Eventually(b, time.Minute, "500 ports ACTIVE", func() bool {
 		active := c.api.Do("GET", "/v2.0/ports?status=ACTIVE&fields=id&device_owner=compute:nova", nil).Items("ports")
 		return len(active) >= ports
 	})
@@ -134,7 +135,7 @@ func BenchmarkResync500(b *testing.B) {
 		start := time.Now()
 		n2.startAgent()
 		var syncAt time.Duration
-		waitFor(b, 30*time.Second, "the restarted agent's flows", func() bool {
+		testenv.Eventually(b, 30*time.Second, "the restarted agent's flows", func() bool {
 			if syncAt == 0 && syncCount(n2) > logBefore {
 				syncAt = time.Since(start)
 			}

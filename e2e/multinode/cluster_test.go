@@ -221,7 +221,7 @@ network_vlan_ranges = ["%s:1000:2999"]
 	target := net.JoinHostPort(n1.TunnelIP.String(), strconv.Itoa(apiPort))
 	go proxy(ln, n1.Netns, target)
 	c.api = apitest.NewClient(t, "http://"+ln.Addr().String(), "admin")
-	waitFor(t, 30*time.Second, "the server to answer", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the server to answer", func() bool {
 		if c.server.done() {
 			t.Fatalf("neutrino server exited: %v\n%s", c.server.err, c.server.tail())
 		}
@@ -445,7 +445,7 @@ func (c *cluster) removeLeftovers() {
 // waitAgentsAlive waits until n agents show alive.
 func (c *cluster) waitAgentsAlive(n int) {
 	c.t.Helper()
-	waitFor(c.t, 30*time.Second, fmt.Sprintf("%d agents alive", n), func() bool {
+	testenv.Eventually(c.t, 30*time.Second, fmt.Sprintf("%d agents alive", n), func() bool {
 		alive := 0
 		for _, a := range c.api.Do("GET", "/v2.0/agents", nil).Items("agents") {
 			if a["alive"] == true {
@@ -587,17 +587,6 @@ func writeFile(t testing.TB, dir, name, content string) string {
 	path := filepath.Join(dir, name)
 	must(t, os.WriteFile(path, []byte(content), 0o640))
 	return path
-}
-
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func must(t testing.TB, err error) {

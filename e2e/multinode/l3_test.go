@@ -19,6 +19,7 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/apitest"
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/netns"
 	"github.com/neutrino-sdn/neutrino/internal/testbed"
+	"github.com/neutrino-sdn/neutrino/internal/testenv"
 	"github.com/neutrino-sdn/neutrino/internal/vm"
 )
 
@@ -106,7 +107,7 @@ func firstIP(ips any) netip.Addr {
 func TestRoutersTwoProjectsSameCIDR(t *testing.T) {
 	c := newCluster(t, networkNodeSpec())
 	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
-	waitFor(t, 30*time.Second, "the L3 agent alive", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the L3 agent alive", func() bool {
 		for _, a := range c.api.Do("GET", "/v2.0/agents?agent_type=L3+agent", nil).Items("agents") {
 			if a["alive"] == true && a["host"] == n1.tb.Name {
 				return true
@@ -243,7 +244,7 @@ func TestRoutersTwoProjectsSameCIDR(t *testing.T) {
 			if err != nil {
 				t.Error(err)
 			}
-			waitFor(t, 20*time.Second, "floating IP "+fip.String()+" ACTIVE", func() bool {
+			testenv.Eventually(t, 20*time.Second, "floating IP "+fip.String()+" ACTIVE", func() bool {
 				return c.api.Do("GET", apitest.Path("floatingips", fips[tn].id), nil).Item("floatingip")["status"] == "ACTIVE"
 			})
 			if got := metadata(t, tn.vm, "/latest/meta-data/public-ipv4", nil); got != fip.String() {
@@ -285,10 +286,10 @@ func TestRoutersTwoProjectsSameCIDR(t *testing.T) {
 		a.api.Must(200, "PUT", apitest.Path("floatingips", fa.id), map[string]any{"floatingip": map[string]any{"port_id": nil}})
 		// The API answered after the router's notification was queued;
 		// the agent applies it moments later, so look for a while.
-		waitFor(t, 10*time.Second, "the established connection through the disassociated floating IP cut", func() bool {
+		testenv.Eventually(t, 10*time.Second, "the established connection through the disassociated floating IP cut", func() bool {
 			return roundTrip('y') != nil
 		})
-		waitFor(t, 10*time.Second, "the disassociated floating IP unreachable", func() bool {
+		testenv.Eventually(t, 10*time.Second, "the disassociated floating IP unreachable", func() bool {
 			_, err := testbed.Ask(t.Context(), outside.Netns, netip.AddrPortFrom(fa.addr, whoPort))
 			return err != nil
 		})
@@ -377,7 +378,7 @@ func TestRoutersTwoProjectsSameCIDR(t *testing.T) {
 			b.api.Must(200, "PUT", apitest.Path("routers", b.router, "remove_router_interface"), map[string]any{"port_id": p["id"]})
 		}
 		b.api.Must(204, "DELETE", apitest.Path("routers", b.router), nil)
-		waitFor(t, 10*time.Second, "router B's namespace and OVS ports gone from node1", func() bool {
+		testenv.Eventually(t, 10*time.Second, "router B's namespace and OVS ports gone from node1", func() bool {
 			return !netns.Exists(ns) && len(routerIfaces()) == 0
 		})
 		if ports := c.api.Do("GET", "/v2.0/ports?device_id="+b.router, nil).Items("ports"); len(ports) != 0 {

@@ -14,6 +14,7 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/apitest"
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/netns"
 	"github.com/neutrino-sdn/neutrino/internal/testbed"
+	"github.com/neutrino-sdn/neutrino/internal/testenv"
 	"github.com/neutrino-sdn/neutrino/internal/vm"
 )
 
@@ -128,7 +129,7 @@ func TestTenantNetworksAcrossNodes(t *testing.T) {
 			t.Fatalf("no flow names %s's MAC %s before its delete", r3.Name, mac)
 		}
 		n3.deleteVM(r3.Name)
-		waitFor(t, 10*time.Second, "no flow naming the deleted VM's MAC", func() bool { return len(c.flowsWith(mac)) == 0 })
+		testenv.Eventually(t, 10*time.Second, "no flow naming the deleted VM's MAC", func() bool { return len(c.flowsWith(mac)) == 0 })
 		if netns.Exists(r3.Namespace) {
 			t.Errorf("VM namespace %s left after delete", r3.Namespace)
 		}
@@ -151,8 +152,8 @@ func TestTenantNetworksAcrossNodes(t *testing.T) {
 		n2.deleteVM(b2.Name)
 		n3.deleteVM(b3.Name)
 		c.api.Must(204, "DELETE", "/v2.0/networks/"+id, nil)
-		waitFor(t, 10*time.Second, "blue's qdhcp namespace removed", func() bool { return !netns.Exists("qdhcp-" + id) })
-		waitFor(t, 10*time.Second, "no flow for blue's VNI", func() bool { return len(c.flowsWith(vni...)) == 0 })
+		testenv.Eventually(t, 10*time.Second, "blue's qdhcp namespace removed", func() bool { return !netns.Exists("qdhcp-" + id) })
+		testenv.Eventually(t, 10*time.Second, "no flow for blue's VNI", func() bool { return len(c.flowsWith(vni...)) == 0 })
 		if err := testbed.Ping(ctx, r2.Namespace, r3IP, 1); err == nil {
 			t.Errorf("the deleted VM's address still answers")
 		}
@@ -161,7 +162,7 @@ func TestTenantNetworksAcrossNodes(t *testing.T) {
 	t.Run("nothing left behind", func(t *testing.T) {
 		n2.deleteVM(r2.Name)
 		c.api.Must(204, "DELETE", "/v2.0/networks/"+apitest.S(red["id"]), nil)
-		waitFor(t, 10*time.Second, "no namespace of the test's VMs and networks", func() bool { return len(c.leftNamespaces()) == 0 })
+		testenv.Eventually(t, 10*time.Second, "no namespace of the test's VMs and networks", func() bool { return len(c.leftNamespaces()) == 0 })
 		for _, nd := range c.nodes {
 			ports := nd.tb.Run(t, "ovs-vsctl", "--db="+nd.tb.OVS.DB, "list-ports", "br-int")
 			for _, p := range strings.Fields(ports) {
@@ -169,12 +170,21 @@ func TestTenantNetworksAcrossNodes(t *testing.T) {
 					t.Errorf("%s: port %s left on br-int", nd.tb.Name, p)
 				}
 			}
-			// Only the base pipeline is left: no flow names a MAC of a VM.
-			for _, v := range []vm.VM{r2, b2, b3} {
-				if f := c.flowsWith(strings.ToLower(v.MAC)); len(f) > 0 {
-					t.Errorf("flows of deleted VM %s left:\n%s", v.Name, strings.Join(f, "\n"))
-				}
+		}
+		// Only the base pipeline is left: no flow names a MAC of a VM, once
+		// the deletes have reached every node.
+		var macs []string
+		for _, v := range []vm.VM{r2, b2, b3} {
+			macs = append(macs, strings.ToLower(v.MAC))
+		}
+		var left []string
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			if left = c.flowsWith(macs...); len(left) == 0 || time.Now().After(deadline) {
+				break
 			}
+		}
+		if len(left) > 0 {
+			t.Errorf("flows of deleted VMs left after 10s:\n%s", strings.Join(left, "\n"))
 		}
 		if vms := n2.vmRun("list"); strings.Contains(vms, c.bed.Prefix) {
 			t.Errorf("neutrino vm list still shows VMs:\n%s", vms)
@@ -262,7 +272,7 @@ func TestDeadAgentRescheduled(t *testing.T) {
 		}
 		return out
 	}
-	waitFor(t, 10*time.Second, "green scheduled to node1's dhcp agent", func() bool { return slices.Equal(hosts(), []string{n1.tb.Name}) })
+	testenv.Eventually(t, 10*time.Second, "green scheduled to node1's dhcp agent", func() bool { return slices.Equal(hosts(), []string{n1.tb.Name}) })
 	first := n3.createVM("green", "g1")
 	checkLease(t, c, first)
 
@@ -281,7 +291,7 @@ func TestDeadAgentRescheduled(t *testing.T) {
 		}
 		return nil
 	}
-	waitFor(t, deadWithin+2*time.Second, "node1's agents alive:false", func() bool { return alive(n1.tb.Name, "DHCP agent") == false })
+	testenv.Eventually(t, deadWithin+2*time.Second, "node1's agents alive:false", func() bool { return alive(n1.tb.Name, "DHCP agent") == false })
 	took := time.Since(stopped)
 	t.Logf("node1's DHCP agent showed alive:false %v after it stopped (agent_down_time %v, report_interval %v)", took.Round(10*time.Millisecond), agentDownTime, agentReport)
 	if took > deadWithin+time.Second {
@@ -290,9 +300,9 @@ func TestDeadAgentRescheduled(t *testing.T) {
 	if alive(n1.tb.Name, "Open vSwitch agent") != false {
 		t.Errorf("node1's Open vSwitch agent still alive")
 	}
-	waitFor(t, 3*agentDownTime, "green rescheduled to node2's dhcp agent", func() bool { return slices.Equal(hosts(), []string{n2.tb.Name}) })
+	testenv.Eventually(t, 3*agentDownTime, "green rescheduled to node2's dhcp agent", func() bool { return slices.Equal(hosts(), []string{n2.tb.Name}) })
 	t.Logf("green rescheduled to %s %v after node1's agent stopped", n2.tb.Name, time.Since(stopped).Round(10*time.Millisecond))
-	waitFor(t, 10*time.Second, "green's qdhcp namespace served again", func() bool { return netns.Exists("qdhcp-" + id) })
+	testenv.Eventually(t, 10*time.Second, "green's qdhcp namespace served again", func() bool { return netns.Exists("qdhcp-" + id) })
 
 	// The new DHCP agent hands out leases: a new VM on node3 gets one, and
 	// reaches the first VM.
@@ -330,7 +340,7 @@ func TestL2AgentRestartKeepsTraffic(t *testing.T) {
 	time.Sleep(time.Second)
 	n2.stopAgent()
 	n2.startAgent()
-	waitFor(t, 10*time.Second, "the restarted agent's full sync", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the restarted agent's full sync", func() bool {
 		data, _ := os.ReadFile(n2.agent.logPath)
 		return strings.Count(string(data), `msg="full sync done"`) >= 2
 	})
@@ -339,7 +349,7 @@ func TestL2AgentRestartKeepsTraffic(t *testing.T) {
 	if err != nil || !strings.Contains(out.String(), " 0% packet loss") {
 		t.Errorf("packets lost while the l2 agent restarted (%v):\n%s", err, out.String())
 	}
-	waitFor(t, 10*time.Second, "the restarted agent's flows to equal the old ones", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the restarted agent's flows to equal the old ones", func() bool {
 		return slices.Equal(flowsWithoutCookies(ctx, n2), before)
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/apitest"
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/netns"
 	"github.com/neutrino-sdn/neutrino/internal/testbed"
+	"github.com/neutrino-sdn/neutrino/internal/testenv"
 	"github.com/neutrino-sdn/neutrino/internal/vm"
 )
 
@@ -100,12 +101,12 @@ func TestSecurityGroupsAcrossNodes(t *testing.T) {
 			"security_group_id": webID, "direction": "ingress", "ethertype": "IPv4",
 			"protocol": "tcp", "port_range_min": 7200, "port_range_max": 7200, "remote_ip_prefix": "0.0.0.0/0",
 		})
-		waitFor(t, 10*time.Second, "w2:7200 reachable after the rule", func() bool { return tcpReaches(ctx, d3, open) })
+		testenv.Eventually(t, 10*time.Second, "w2:7200 reachable after the rule", func() bool { return tcpReaches(ctx, d3, open) })
 		if tcpReaches(ctx, d3, closed) {
 			t.Error("d3 reached w2:7201, which no rule opens")
 		}
 		c.api.Must(204, "DELETE", "/v2.0/security-group-rules/"+apitest.S(rule["id"]), nil)
-		waitFor(t, 10*time.Second, "w2:7200 closed after the rule's delete", func() bool { return !tcpReaches(ctx, d3, open) })
+		testenv.Eventually(t, 10*time.Second, "w2:7200 closed after the rule's delete", func() bool { return !tcpReaches(ctx, d3, open) })
 	})
 
 	t.Run("remote group membership", func(t *testing.T) {
@@ -118,9 +119,9 @@ func TestSecurityGroupsAcrossNodes(t *testing.T) {
 		ports := "/v2.0/ports/" + d3.PortID
 		groups := c.api.Must(200, "GET", ports, nil)["port"].(map[string]any)["security_groups"].([]any)
 		c.api.Must(200, "PUT", ports, map[string]any{"port": map[string]any{"security_groups": append(groups, webID)}})
-		waitFor(t, 10*time.Second, "d3, now in web, pings w2", func() bool { return pingsFrom(d3, netip.Addr{}, w2IP) })
+		testenv.Eventually(t, 10*time.Second, "d3, now in web, pings w2", func() bool { return pingsFrom(d3, netip.Addr{}, w2IP) })
 		c.api.Must(200, "PUT", ports, map[string]any{"port": map[string]any{"security_groups": groups}})
-		waitFor(t, 10*time.Second, "d3, out of web again, cannot ping w2", func() bool { return !pingsFrom(d3, netip.Addr{}, w2IP) })
+		testenv.Eventually(t, 10*time.Second, "d3, out of web again, cannot ping w2", func() bool { return !pingsFrom(d3, netip.Addr{}, w2IP) })
 	})
 
 	t.Run("spoofing and port security off", func(t *testing.T) {
@@ -153,7 +154,7 @@ func TestSecurityGroupsAcrossNodes(t *testing.T) {
 		c.api.Must(200, "PUT", "/v2.0/ports/"+d2.PortID, map[string]any{"port": map[string]any{
 			"allowed_address_pairs": []any{map[string]any{"ip_address": spoofed.String()}},
 		}})
-		waitFor(t, 10*time.Second, "d2 reaches the DHCP port from its address pair", func() bool { return pingsFrom(d2, spoofed, dhcpIP) })
+		testenv.Eventually(t, 10*time.Second, "d2 reaches the DHCP port from its address pair", func() bool { return pingsFrom(d2, spoofed, dhcpIP) })
 
 		// d3 without port security: anything goes, both ways.
 		c.api.Must(200, "PUT", "/v2.0/ports/"+d3.PortID, map[string]any{"port": map[string]any{
@@ -161,7 +162,7 @@ func TestSecurityGroupsAcrossNodes(t *testing.T) {
 		}})
 		other := free[1]
 		addAddr(d3, other.String()+"/24")
-		waitFor(t, 10*time.Second, "d3 without port security reaches the DHCP port from any address", func() bool { return pingsFrom(d3, other, dhcpIP) })
+		testenv.Eventually(t, 10*time.Second, "d3 without port security reaches the DHCP port from any address", func() bool { return pingsFrom(d3, other, dhcpIP) })
 		if !pingsFrom(w2, netip.Addr{}, d3IP) {
 			t.Error("w2 cannot ping d3, which has no port security")
 		}
