@@ -48,7 +48,7 @@ config file's database, else SQLite in the state directory (as neutrino server).
 				if err := db.Backup(ctx, to); err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "backed up %s to %s\nrestore: stop the server, then run it with --database sqlite:%s (or copy the file over the old one)\n", dbURL, to, to)
+				fmt.Fprintf(cmd.OutOrStdout(), "backed up %s to %s\nto restore, stop the server and run it with --database sqlite:%s, or put the copy in place of the old file after removing the old file's -wal and -shm\n", dbURL, to, to)
 				return nil
 			})
 		},

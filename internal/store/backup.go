@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -19,9 +20,12 @@ var ErrBackupUnsupported = errors.New("store: neutrino backs up SQLite stores on
 // Backup writes a consistent copy of an SQLite store to the new file to,
 // while the store stays in use: SQLite's VACUUM INTO reads one snapshot,
 // so the copy holds every transaction committed before it began and none
-// after. The copy is a complete store (open it with "sqlite:"+to). Backup
-// never overwrites: an existing to is ErrBackupExists, and a failed copy
-// leaves no file behind.
+// after. The copy is a complete store (open it with "sqlite:"+to) whose
+// hosts' notification sequences start a new epoch, as a new database's
+// do: agents that heard later numbers from the original resync at once
+// when a server runs on the copy, instead of skipping its numbers as
+// already seen. Backup never overwrites: an existing to is
+// ErrBackupExists, and a failed copy leaves no file behind.
 func (db *DB) Backup(ctx context.Context, to string) error {
 	if db.dialect != sqliteDialect {
 		return ErrBackupUnsupported
@@ -49,6 +53,9 @@ func (db *DB) Backup(ctx context.Context, to string) error {
 	if _, err := db.reader.ExecContext(ctx, "VACUUM INTO ?", tmpPath); err != nil {
 		return fmt.Errorf("store: backup to %s: %w", to, err)
 	}
+	if err := newEpochs(ctx, tmpPath); err != nil {
+		return fmt.Errorf("store: backup to %s: %w", to, err)
+	}
 	if err := syncFile(tmpPath); err != nil {
 		return fmt.Errorf("store: backup to %s: %w", to, err)
 	}
@@ -59,6 +66,20 @@ func (db *DB) Backup(ctx context.Context, to string) error {
 		return fmt.Errorf("store: backup to %s: %w", to, err)
 	}
 	return syncFile(dir)
+}
+
+// newEpochs forgets the hosts' notification sequences in the SQLite file
+// at path; the outbox starts each host again under a new epoch.
+func newEpochs(ctx context.Context, path string) error {
+	c, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		return err
+	}
+	_, err = c.ExecContext(ctx, "DELETE FROM host_sequences")
+	if err != nil {
+		err = fmt.Errorf("start new notification epochs: %w", err)
+	}
+	return errors.Join(err, c.Close())
 }
 
 // syncFile flushes a file or directory to disk.

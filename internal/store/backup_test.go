@@ -118,6 +118,12 @@ func TestBackupWhileWriting(t *testing.T) {
 			return tx.Insert(ctx, nets, resource.Object{"id": fmt.Sprintf("net-%06d", i), "project_id": "p1", "name": fmt.Sprint("n", i)})
 		})
 	}
+	if err := db.Tx(ctx, func(tx *Tx) error {
+		_, err := tx.Exec(ctx, "INSERT INTO host_sequences (host, epoch, seq) VALUES ('compute1', 'epoch-of-the-original', 42)")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
 	for range 50 {
 		if err := insert(committed.Load()); err != nil {
 			t.Fatal(err)
@@ -164,10 +170,13 @@ func TestBackupWhileWriting(t *testing.T) {
 	if err != nil || !st.UpToDate() {
 		t.Fatalf("the copy's schema: %+v, %v; want up to date", st, err)
 	}
-	var n int
+	var n, sequences int
 	var check string
 	if err := cp.View(ctx, func(tx *Tx) error {
 		if err := tx.QueryRow(ctx, "PRAGMA integrity_check").Scan(&check); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, "SELECT COUNT(*) FROM host_sequences").Scan(&sequences); err != nil {
 			return err
 		}
 		var err error
@@ -178,6 +187,10 @@ func TestBackupWhileWriting(t *testing.T) {
 	}
 	if check != "ok" {
 		t.Fatalf("integrity_check of the copy: %s", check)
+	}
+	// Agents that heard the original's later numbers must see a new epoch.
+	if sequences != 0 {
+		t.Fatalf("the copy keeps %d host sequences of the original; want new epochs", sequences)
 	}
 	if int64(n) < before || int64(n) > committed.Load() {
 		t.Fatalf("the copy holds %d networks; %d were committed before the backup, %d in all", n, before, committed.Load())
