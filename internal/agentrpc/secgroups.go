@@ -2,6 +2,8 @@ package agentrpc
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -24,13 +26,17 @@ type groupCache struct {
 	groups  map[string]resource.Object   // nil value: gone
 	rules   map[string][]resource.Object // by security_group_id
 	members map[string][]string          // remote group → member addresses
+	// memberNets splits members by the members' network.
+	memberNets map[string]map[string][]string // remote group → network → addresses
+	cidrs      map[string][]string            // network → its subnets' CIDRs
 	// hostGroups maps a host to the groups of its wired ports.
 	hostGroups map[string][]string
 }
 
 func newGroupCache() groupCache {
 	return groupCache{groups: map[string]resource.Object{}, rules: map[string][]resource.Object{},
-		members: map[string][]string{}, hostGroups: map[string][]string{}}
+		members: map[string][]string{}, memberNets: map[string]map[string][]string{},
+		cidrs: map[string][]string{}, hostGroups: map[string][]string{}}
 }
 
 // loadGroups reads the groups not yet cached, and their rules, in bulk.
@@ -78,12 +84,9 @@ func (v *view) remotesOf(groupIDs []string) []string {
 // loadMembers reads the member addresses of the groups not yet cached, in
 // bulk: the bindings of all groups in one query, then their ports.
 func (v *view) loadMembers(ctx context.Context, ids []string) error {
-	var missing []string
-	for _, id := range uniq(ids) {
-		if _, ok := v.sg.members[id]; !ok {
-			missing = append(missing, id)
-			v.sg.members[id] = []string{}
-		}
+	missing := uncached(v.sg.members, ids, func() []string { return []string{} })
+	for _, id := range missing {
+		v.sg.memberNets[id] = map[string][]string{}
 	}
 	if len(missing) == 0 {
 		return nil
@@ -118,16 +121,68 @@ func (v *view) loadMembers(ctx context.Context, ids []string) error {
 			return err
 		}
 		for _, p := range ports {
-			addrs := memberAddresses(p)
+			addrs, netID := memberAddresses(p), str(p["network_id"])
 			for _, g := range portGroups[str(p["id"])] {
 				v.sg.members[g] = append(v.sg.members[g], addrs...)
+				v.sg.memberNets[g][netID] = append(v.sg.memberNets[g][netID], addrs...)
 			}
 		}
 	}
+	var nets []string
 	for _, g := range missing {
 		v.sg.members[g] = uniq(v.sg.members[g])
+		for netID, addrs := range v.sg.memberNets[g] {
+			v.sg.memberNets[g][netID] = uniq(addrs)
+			nets = append(nets, netID)
+		}
+	}
+	return v.loadCIDRs(ctx, nets)
+}
+
+// loadCIDRs reads the subnet CIDRs of the networks not yet cached, in bulk.
+func (v *view) loadCIDRs(ctx context.Context, netIDs []string) error {
+	missing := uncached(v.sg.cidrs, netIDs, func() []string { return []string{} })
+	for chunk := range slices.Chunk(anys(missing), listChunk) {
+		subnets, err := v.tx.List(ctx, v.s.subnets, store.Where{"network_id": chunk})
+		if err != nil {
+			return fmt.Errorf("subnets of remote group member networks: %w", err)
+		}
+		for _, sub := range subnets {
+			if p, err := netip.ParsePrefix(str(sub["cidr"])); err == nil {
+				netID := str(sub["network_id"])
+				v.sg.cidrs[netID] = append(v.sg.cidrs[netID], p.Masked().String())
+			}
+		}
+	}
+	for _, id := range missing {
+		v.sg.cidrs[id] = uniq(v.sg.cidrs[id])
 	}
 	return nil
+}
+
+// uncached returns the ids not yet in cache, entering each as empty() so
+// that one missing from the database is not looked up again.
+func uncached[V any](cache map[string]V, ids []string, empty func() V) []string {
+	var out []string
+	for _, id := range uniq(ids) {
+		if _, ok := cache[id]; !ok {
+			out = append(out, id)
+			cache[id] = empty()
+		}
+	}
+	return out
+}
+
+// remoteGroupMsg is a loaded remote group's members, all together and by
+// network.
+func (v *view) remoteGroupMsg(id string) msg.RemoteGroup {
+	g := msg.RemoteGroup{ID: id, IPs: slices.Clone(v.sg.members[id])}
+	for _, netID := range slices.Sorted(maps.Keys(v.sg.memberNets[id])) {
+		g.Networks = append(g.Networks, msg.RemoteGroupNetwork{
+			ID: netID, CIDRs: slices.Clone(v.sg.cidrs[netID]), IPs: slices.Clone(v.sg.memberNets[id][netID]),
+		})
+	}
+	return g
 }
 
 // memberAddresses are what a rule naming one of the port's groups as
@@ -193,7 +248,7 @@ func (v *view) securityState(ctx context.Context, ports []msg.Port) ([]msg.Secur
 	}
 	members := []msg.RemoteGroup{}
 	for _, id := range remotes {
-		members = append(members, msg.RemoteGroup{ID: id, IPs: slices.Clone(v.sg.members[id])})
+		members = append(members, v.remoteGroupMsg(id))
 	}
 	return groups, members, nil
 }
@@ -254,7 +309,7 @@ func (v *view) securityPart(ctx context.Context, u *msg.L2Update, host string, g
 	}
 	for _, id := range remoteIDs {
 		if slices.Contains(named, id) {
-			u.RemoteGroups = append(u.RemoteGroups, msg.RemoteGroup{ID: id, IPs: slices.Clone(v.sg.members[id])})
+			u.RemoteGroups = append(u.RemoteGroups, v.remoteGroupMsg(id))
 		} else {
 			u.DeletedRemoteGroups = append(u.DeletedRemoteGroups, id)
 		}

@@ -3,7 +3,9 @@ package agentrpc_test
 import (
 	"context"
 	"net/http"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/neutrino-sdn/neutrino/internal/apitest"
@@ -311,4 +313,57 @@ func BenchmarkSync500(b *testing.B) {
 			b.Fatalf("state: %d ports, remote groups %d", len(st.L2.Ports), len(st.L2.RemoteGroups))
 		}
 	}
+}
+
+// TestRemoteGroupMembersByNetwork: two networks with the same CIDR, a
+// member of the default group on each. The members come by network, each
+// with its network's subnets, in a sync and in the notification of a new
+// member, so that an agent can tell 10.7.0.x on one from 10.7.0.x on the
+// other.
+func TestRemoteGroupMembersByNetwork(t *testing.T) {
+	r := newRig(t)
+	r.reportL2("node1", vxlanAgent("192.0.2.1"))
+	r.reportL2("node2", vxlanAgent("192.0.2.2"))
+	netA, netB := r.network(nil), r.network(nil)
+	r.subnet(netA, "10.7.0.0/24", nil)
+	r.subnet(netB, "10.7.0.0/24", nil)
+	r.subnet(netB, "fd00:7::/64", map[string]any{"ip_version": 6})
+	pa := r.port(netA, map[string]any{"binding:host_id": "node1"})
+	pb := r.port(netB, map[string]any{"binding:host_id": "node2"})
+	def := apitest.S(pa["security_groups"].([]any)[0])
+
+	want := func(ips map[string][]string) []msg.RemoteGroupNetwork {
+		out := []msg.RemoteGroupNetwork{
+			{ID: netA, CIDRs: []string{"10.7.0.0/24"}, IPs: ips[netA]},
+			{ID: netB, CIDRs: []string{"10.7.0.0/24", "fd00:7::/64"}, IPs: ips[netB]},
+		}
+		slices.SortFunc(out, func(a, b msg.RemoteGroupNetwork) int { return strings.Compare(a.ID, b.ID) })
+		return out
+	}
+	ipsOf := func(ports ...map[string]any) []string {
+		var out []string
+		for _, p := range ports {
+			for _, f := range p["fixed_ips"].([]any) {
+				out = append(out, apitest.S(f.(map[string]any)["ip_address"]))
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	st := r.sync("node1")
+	g, ok := findRemote(st.RemoteGroups, def)
+	if exp := want(map[string][]string{netA: ipsOf(pa), netB: ipsOf(pb)}); !ok || !reflect.DeepEqual(g.Networks, exp) {
+		t.Fatalf("remote group by network: %+v, want %+v", g.Networks, exp)
+	}
+
+	in := r.listen("node1")
+	pb2 := r.port(netB, map[string]any{"binding:host_id": "node2"})
+	exp := want(map[string][]string{netA: ipsOf(pa), netB: ipsOf(pb, pb2)})
+	in.waitFor(t, "the new member on network B", func(n msg.Notification) bool {
+		if n.L2 == nil {
+			return false
+		}
+		g, ok := findRemote(n.L2.RemoteGroups, def)
+		return ok && reflect.DeepEqual(g.Networks, exp)
+	})
 }

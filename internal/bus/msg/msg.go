@@ -277,6 +277,24 @@ type RemoteGroup struct {
 	// address pair given as a network, a CIDR with its host bits cleared
 	// ("10.0.1.0/24"); sorted, without duplicates.
 	IPs []string `json:"ips"`
+	// Networks holds the same addresses by the members' network, with the
+	// CIDRs of each network's subnets, so that an agent can match a member
+	// address on its own network, and on another only from outside that
+	// network's subnets (routed): another network's equal address stays
+	// out (overlapping tenant networks). By network id. Servers
+	// before this field send none: the agent then matches IPs on every
+	// network, and agents before it ignore it (no version change needed).
+	Networks []RemoteGroupNetwork `json:"networks,omitempty"`
+}
+
+// RemoteGroupNetwork is the part of a remote group on one network.
+type RemoteGroupNetwork struct {
+	ID string `json:"id"`
+	// CIDRs are the network's subnets ("10.0.0.0/24"), sorted.
+	CIDRs []string `json:"cidrs"`
+	// IPs are the addresses of the group's members on this network, as
+	// RemoteGroup.IPs spells them; sorted, without duplicates.
+	IPs []string `json:"ips"`
 }
 
 // Network is a network as an agent needs it.
