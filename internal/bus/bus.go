@@ -14,10 +14,12 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Embedded is a NATS server running inside this process.
@@ -87,6 +89,8 @@ func (e *Embedded) Shutdown() {
 type Conn struct {
 	nc  *nats.Conn
 	log *slog.Logger
+	// calls, once RegisterMetrics made it, times every Call.
+	calls atomic.Pointer[prometheus.HistogramVec]
 }
 
 // Connect dials an external NATS at url (comma-separated for a cluster).
@@ -146,6 +150,41 @@ func (c *Conn) OnReconnect(fn func()) {
 	})
 }
 
+// Connected tells whether the connection is up now.
+func (c *Conn) Connected() bool { return c.nc.IsConnected() }
+
+// RegisterMetrics makes Call time its requests in
+// neutrino_bus_request_duration_seconds (by method and result), registered
+// with reg.
+func (c *Conn) RegisterMetrics(reg prometheus.Registerer) error {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "neutrino", Subsystem: "bus", Name: "request_duration_seconds",
+		Help:    "Duration of RPC requests to the servers over the bus, by method and result (ok, remote_error, no_server, timeout, error).",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"method", "result"})
+	if err := reg.Register(h); err != nil {
+		return fmt.Errorf("bus: metrics: %w", err)
+	}
+	c.calls.Store(h)
+	return nil
+}
+
+// callResult is the result label of a Call that ended with err.
+func callResult(err error) string {
+	var remote *RemoteError
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.As(err, &remote):
+		return "remote_error"
+	case errors.Is(err, nats.ErrNoResponders):
+		return "no_server"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return "timeout"
+	}
+	return "error"
+}
+
 // Close drains subscriptions and closes the connection.
 func (c *Conn) Close() {
 	if err := c.nc.Drain(); err != nil {
@@ -182,7 +221,11 @@ type reply struct {
 
 // Call sends an RPC request to any server replica and decodes the reply
 // into out (which may be nil).
-func (c *Conn) Call(ctx context.Context, method string, in, out any) error {
+func (c *Conn) Call(ctx context.Context, method string, in, out any) (err error) {
+	if h := c.calls.Load(); h != nil {
+		start := time.Now()
+		defer func() { h.WithLabelValues(method, callResult(err)).Observe(time.Since(start).Seconds()) }()
+	}
 	data, err := json.Marshal(in)
 	if err != nil {
 		return fmt.Errorf("bus: encode %s request: %w", method, err)

@@ -58,6 +58,7 @@ type Role struct {
 	desired *desiredState
 	full    bool // the next pass checks every network against the system
 	stats   Stats
+	metrics *metrics
 
 	// reconcileMu serialises passes; the fields below are theirs.
 	reconcileMu sync.Mutex
@@ -94,6 +95,7 @@ func New(cfg Config, log *slog.Logger) (*Role, error) {
 		cfg: cfg, log: log.With("role", msg.RoleDHCP), loop: reconcile.NewLoop(),
 		ovsdb: reconcile.OVSDB{Endpoint: cfg.OVS.DB, Log: log},
 		nets:  map[string]*servedNetwork{}, problems: map[string]string{},
+		metrics: newMetrics(),
 	}, nil
 }
 
@@ -321,6 +323,7 @@ func (r *Role) serve(ctx context.Context, pl *plumber, n desiredNetwork, p *plum
 		if err != nil {
 			return err
 		}
+		srv.OnReply(r.metrics.replied(n.ID))
 		cur.server = srv
 		r.log.Info("dhcp: serving network", "network", n.ID, "netns", p.Netns, "dev", p.Dev, "addresses", p.Addrs, "macs", table.Len())
 	} else {
@@ -342,6 +345,7 @@ func (r *Role) teardown(ctx context.Context, pl *plumber, id string) error {
 	}
 	delete(r.nets, id)
 	delete(r.problems, id)
+	r.metrics.forget(id)
 	r.log.Info("dhcp: network no longer served here", "network", id)
 	return nil
 }

@@ -30,6 +30,8 @@ type Server struct {
 
 	// answered counts replies sent, for tests and the role's stats.
 	answered atomic.Int64
+	// onReply, if set, hears of every reply sent (the role's metrics).
+	onReply atomic.Pointer[func(Reply)]
 }
 
 // Listen opens UDP port 67 on interface dev inside namespace ns ("" for
@@ -98,6 +100,9 @@ func (s *Server) Table() *Table { return s.table.Load() }
 // Answered is the number of replies sent so far.
 func (s *Server) Answered() int64 { return s.answered.Load() }
 
+// OnReply makes fn hear of every reply sent from now on.
+func (s *Server) OnReply(fn func(Reply)) { s.onReply.Store(&fn) }
+
 // Close stops serving and closes the socket; it returns once the serving
 // goroutine has ended.
 func (s *Server) Close() {
@@ -132,6 +137,9 @@ func (s *Server) serve() {
 			continue
 		}
 		s.answered.Add(1)
+		if fn := s.onReply.Load(); fn != nil {
+			(*fn)(reply)
+		}
 		s.log.Debug("dhcp: answered", "netns", s.ns, "mac", req.ClientHWAddr.String(), "type", reply.Msg.MessageType(), "address", reply.Msg.YourIPAddr, "to", reply.Dst)
 	}
 }

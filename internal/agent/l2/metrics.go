@@ -4,6 +4,9 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	agentreconcile "github.com/neutrino-sdn/neutrino/internal/agent/reconcile"
+	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
 )
 
 // metrics are the role's Prometheus series.
@@ -36,10 +39,11 @@ func newMetrics() *metrics {
 	}
 }
 
-// RegisterMetrics registers the role's series with reg.
+// RegisterMetrics registers the role's series with reg, and its passes in
+// the agent's neutrino_agent_reconcile_duration_seconds beside every role's.
 func (r *Role) RegisterMetrics(reg prometheus.Registerer) error {
 	var errs []error
-	for _, c := range []prometheus.Collector{r.metrics.reconcile, r.metrics.flows, r.metrics.wired, r.metrics.fullPushes} {
+	for _, c := range []prometheus.Collector{r.metrics.reconcile, r.metrics.flows, r.metrics.wired, r.metrics.fullPushes, r.passes.Measure(msg.RoleL2)} {
 		errs = append(errs, reg.Register(c))
 	}
 	return errors.Join(errs...)
@@ -58,3 +62,7 @@ func (m *metrics) observeFlows(bridge, role string, set FlowSet) {
 		m.flows.WithLabelValues(bridge, TableName(role, t)).Set(float64(n))
 	}
 }
+
+// Loop is the role's reconcile loop; the agent is ready once it has
+// caught up with the first full sync.
+func (r *Role) Loop() *agentreconcile.Loop { return r.passes }

@@ -1,7 +1,8 @@
 // Package reconcile owns what the agent roles that converge a host on a
 // desired state in the background share (l2, dhcp, l3, metadata): the loop that runs a
 // pass whenever it is kicked and retries a failed pass with a growing
-// back-off and the count of its passes, an OVSDB connection that is made
+// back-off, the count and duration of its passes and whether it has caught
+// up with its kicks (the agent's readiness), an OVSDB connection that is made
 // again when it drops, and the checks and clean-up of the namespaces they
 // serve from.
 package reconcile
@@ -10,7 +11,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/neutrino-sdn/neutrino/internal/dataplane/ovs"
 )
@@ -43,6 +47,11 @@ func (p *Passes) Record(err error) {
 type Loop struct {
 	kick    chan struct{}
 	stopped chan struct{}
+	// kicks counts kicks so far; settled is what kicks was when the last
+	// successful pass began, so every kick up to it has been acted on.
+	kicks, settled atomic.Uint64
+	// duration, once Measure made it, times every pass.
+	duration atomic.Pointer[prometheus.HistogramVec]
 }
 
 // NewLoop makes a loop; Run starts it.
@@ -53,6 +62,7 @@ func NewLoop() *Loop {
 // Kick asks for a pass; it does not block. Kicks while a pass runs make
 // one more pass after it.
 func (l *Loop) Kick() {
+	l.kicks.Add(1)
 	select {
 	case l.kick <- struct{}{}:
 	default:
@@ -81,13 +91,18 @@ func (l *Loop) Run(ctx context.Context, log *slog.Logger, pass func(context.Cont
 		case <-l.kick:
 		case <-retry.C:
 		}
+		begun, start := l.kicks.Load(), time.Now()
 		err := pass(ctx)
+		if ctx.Err() != nil && err != nil {
+			return
+		}
+		if d := l.duration.Load(); d != nil {
+			d.WithLabelValues(Result(err)).Observe(time.Since(start).Seconds())
+		}
 		if err == nil {
+			l.settled.Store(begun)
 			backoff = MinRetry
 			continue
-		}
-		if ctx.Err() != nil {
-			return
 		}
 		log.Warn("reconcile failed; retrying", "err", err, "in", backoff)
 		retry.Reset(backoff)
