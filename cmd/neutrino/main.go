@@ -185,7 +185,7 @@ a network node adds l3 and its external network's bridge mapping.`,
 				return err
 			}
 			defer conn.Close()
-			return roles.Run(cmd.Context(), cfg.Agent, conn, log)
+			return roles.Run(cmd.Context(), cfg.Agent, conn, log, nil)
 		},
 	}
 	fl := cmd.Flags()

@@ -17,6 +17,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/neutrino-sdn/neutrino/internal/agent/reconcile"
 	"github.com/neutrino-sdn/neutrino/internal/bus"
 	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
 )
@@ -71,6 +74,12 @@ type Options struct {
 	// late from another server replica) before a full sync (default 500 ms).
 	GapWait time.Duration
 	Log     *slog.Logger
+	// Metrics receives the series of the agent, its roles and its bus
+	// connection; nil keeps none (unless MetricsListen is set).
+	Metrics *prometheus.Registry
+	// MetricsListen, if not empty, is the address where Run serves
+	// Metrics on /metrics, and /healthz and /readyz.
+	MetricsListen string
 }
 
 // Defaults, as documented in docs/configuration.md.
@@ -103,6 +112,12 @@ type Agent struct {
 	gapSince time.Time
 
 	stats Stats
+	// firstSynced is set by the first full sync that succeeded; marks are
+	// the kicks of each converging role's loop then (see Ready).
+	firstSynced bool
+	marks       map[string]uint64
+
+	syncDuration *prometheus.HistogramVec
 }
 
 // Stats count what the agent did, for tests and metrics.
@@ -137,10 +152,19 @@ func New(conn *bus.Conn, opts Options) (*Agent, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	return &Agent{
+	a := &Agent{
 		conn: conn, opts: opts, log: opts.Log.With("host", opts.Host),
 		wake: make(chan struct{}, 1), pending: map[uint64]*msg.Notification{},
-	}, nil
+	}
+	if opts.MetricsListen != "" && opts.Metrics == nil {
+		a.opts.Metrics = prometheus.NewRegistry()
+	}
+	if a.opts.Metrics != nil {
+		if err := a.registerMetrics(a.opts.Metrics); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
 }
 
 // Stats returns the counters so far; safe to call while the agent runs.
@@ -152,6 +176,13 @@ func (a *Agent) Stats() Stats {
 
 // Run runs the agent until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
+	if a.opts.MetricsListen != "" {
+		stop, err := a.serveHTTP(ctx)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	env := Env{Host: a.opts.Host, Log: a.log, Status: statusReporter{a}, Resync: a.RequestResync}
 	for _, r := range a.opts.Roles {
 		if err := r.Start(ctx, env); err != nil {
@@ -336,10 +367,17 @@ func (a *Agent) roleNames() []string {
 }
 
 // sync takes the host's full desired state and hands it to every role.
-func (a *Agent) sync(ctx context.Context, reason string) error {
+func (a *Agent) sync(ctx context.Context, reason string) (err error) {
 	start := time.Now()
+	if a.syncDuration != nil {
+		defer func() {
+			if ctx.Err() == nil {
+				a.syncDuration.WithLabelValues(reconcile.Result(err)).Observe(time.Since(start).Seconds())
+			}
+		}()
+	}
 	var st msg.HostState
-	err := a.conn.Call(ctx, msg.MethodSync, msg.SyncRequest{Version: msg.Version, Host: a.opts.Host, Roles: a.roleNames()}, &st)
+	err = a.conn.Call(ctx, msg.MethodSync, msg.SyncRequest{Version: msg.Version, Host: a.opts.Host, Roles: a.roleNames()}, &st)
 	if err != nil {
 		a.synced = false
 		return fmt.Errorf("agent: sync: %w", err)
@@ -361,6 +399,7 @@ func (a *Agent) sync(ctx context.Context, reason string) error {
 		}
 	}
 	a.count(func(s *Stats) { s.Syncs++ })
+	a.markFirstSync()
 	a.log.Info("full sync done", "reason", reason, "seq", st.Seq, "took", time.Since(start))
 	return nil
 }

@@ -63,11 +63,25 @@ func (s *fakeServer) set(epoch string, seq uint64) {
 
 func startBus(t *testing.T) (*bus.Embedded, *fakeServer, *bus.Conn) {
 	t.Helper()
+	e := startEmbedded(t)
+	fs, srv := serveAgents(t, e)
+	return e, fs, srv
+}
+
+// startEmbedded starts a bus no server answers on yet.
+func startEmbedded(t *testing.T) *bus.Embedded {
+	t.Helper()
 	e, err := bus.StartEmbedded(bus.EmbeddedOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Shutdown)
+	return e
+}
+
+// serveAgents answers the agents' sync and state reports on e.
+func serveAgents(t *testing.T, e *bus.Embedded) (*fakeServer, *bus.Conn) {
+	t.Helper()
 	srv, err := bus.ConnectEmbedded(e, "server", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +114,7 @@ func startBus(t *testing.T) (*bus.Embedded, *fakeServer, *bus.Conn) {
 	if err := srv.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return e, fs, srv
+	return fs, srv
 }
 
 func runAgent(t testing.TB, e *bus.Embedded, role agent.Role, opts agent.Options) *agent.Agent {
@@ -111,6 +125,14 @@ func runAgent(t testing.TB, e *bus.Embedded, role agent.Role, opts agent.Options
 	}
 	opts.Host, opts.Roles = "node1", []agent.Role{role}
 	opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	return startAgent(t, conn, opts, nil)
+}
+
+// startAgent runs an agent on conn until the test ends; then it stops
+// the agent, waits for stopped (the roles' background work; may be nil)
+// and closes conn.
+func startAgent(t testing.TB, conn *bus.Conn, opts agent.Options, stopped func()) *agent.Agent {
+	t.Helper()
 	a, err := agent.New(conn, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -122,6 +144,9 @@ func runAgent(t testing.TB, e *bus.Embedded, role agent.Role, opts agent.Options
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("agent: %v", err)
+		}
+		if stopped != nil {
+			stopped()
 		}
 		conn.Close()
 	})

@@ -156,7 +156,7 @@ func Up(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	agentCtx, stopAgent := context.WithCancel(ctx)
 	defer stopAgent()
 	agentErr := make(chan error, 1)
-	go func() { agentErr <- roles.Run(agentCtx, cfg.Agent, conn, log) }()
+	go func() { agentErr <- roles.Run(agentCtx, cfg.Agent, conn, log, srv.Metrics()) }()
 
 	printBanner(out, cfg, rt, sw, opts.DefaultStateDir, srv.NATSURL())
 

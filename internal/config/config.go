@@ -5,6 +5,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,9 +103,13 @@ type Agent struct {
 	// ResyncInterval is how often the agent takes a full sync even when it
 	// missed nothing, as a safety net.
 	ResyncInterval time.Duration `koanf:"resync_interval"`
-	L2             L2Agent       `koanf:"l2"`
-	DHCP           DHCPAgent     `koanf:"dhcp"`
-	Metadata       MetadataAgent `koanf:"metadata"`
+	// MetricsListen is where `neutrino agent` serves /metrics, /healthz
+	// and /readyz; empty turns them off. Inside `neutrino up` the agent's
+	// series are on the server's /metrics instead.
+	MetricsListen string        `koanf:"metrics_listen"`
+	L2            L2Agent       `koanf:"l2"`
+	DHCP          DHCPAgent     `koanf:"dhcp"`
+	Metadata      MetadataAgent `koanf:"metadata"`
 }
 
 // L2Agent configures the l2 role (Open vSwitch), as Neutron's [ovs] and
@@ -195,6 +200,7 @@ func Default() Config {
 			Roles:          []string{"l2", "dhcp"},
 			ReportInterval: 10 * time.Second,
 			ResyncInterval: 60 * time.Second,
+			MetricsListen:  "127.0.0.1:9698",
 			L2: L2Agent{
 				OVSRunDir:         "/var/run/openvswitch",
 				IntegrationBridge: "br-int",
@@ -296,6 +302,11 @@ func (a Agent) Validate() error {
 	}
 	if a.ResyncInterval <= 0 {
 		return fmt.Errorf("config: agent.resync_interval must be positive, not %s", a.ResyncInterval)
+	}
+	if a.MetricsListen != "" {
+		if _, port, err := net.SplitHostPort(a.MetricsListen); err != nil || port == "" {
+			return fmt.Errorf("config: agent.metrics_listen must be host:port (e.g. \"0.0.0.0:9698\") or empty, not %q", a.MetricsListen)
+		}
 	}
 	if _, err := a.L2.Mappings(); err != nil {
 		return err

@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/neutrino-sdn/neutrino/internal/agent"
 	"github.com/neutrino-sdn/neutrino/internal/agent/dhcp"
 	"github.com/neutrino-sdn/neutrino/internal/agent/l2"
@@ -88,8 +91,12 @@ func ovsInstance(cfg config.L2Agent) (ovs.Instance, error) {
 	return inst, nil
 }
 
-// Run runs an agent with the configured roles on conn until ctx ends.
-func Run(ctx context.Context, cfg config.Agent, conn *bus.Conn, log *slog.Logger) error {
+// Run runs an agent with the configured roles on conn until ctx ends. The
+// series of the agent, its roles and its bus requests go to metrics, the
+// registry of a process that serves them itself (the all-in-one's
+// server); with metrics nil the agent is a process of its own and serves
+// them, with /healthz and /readyz, on agent.metrics_listen.
+func Run(ctx context.Context, cfg config.Agent, conn *bus.Conn, log *slog.Logger, metrics *prometheus.Registry) error {
 	host, err := cfg.HostName()
 	if err != nil {
 		return err
@@ -104,8 +111,15 @@ func Run(ctx context.Context, cfg config.Agent, conn *bus.Conn, log *slog.Logger
 			b.UseBus(conn)
 		}
 	}
+	listen := ""
+	if metrics == nil {
+		metrics = prometheus.NewRegistry()
+		metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		listen = cfg.MetricsListen
+	}
 	a, err := agent.New(conn, agent.Options{
 		Host: host, Roles: rs, ReportInterval: cfg.ReportInterval, ResyncInterval: cfg.ResyncInterval, Log: log,
+		Metrics: metrics, MetricsListen: listen,
 	})
 	if err != nil {
 		return err
