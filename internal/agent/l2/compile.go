@@ -46,9 +46,10 @@ type Wiring struct {
 	Networks []LocalNetwork
 	// SecurityGroups are the groups of the ports with port security, by id.
 	SecurityGroups map[string]msg.SecurityGroup
-	// RemoteGroups are the member addresses of every group a rule names as
-	// its remote group, by group id.
-	RemoteGroups map[string][]string
+	// RemoteGroups are the members of every group a rule names as its
+	// remote group (their addresses, and by network when the server says),
+	// by group id.
+	RemoteGroups map[string]msg.RemoteGroup
 	// Isolated are VIFs plugged into br-int that must not pass any packet:
 	// their desired state is not known yet, their port is administratively
 	// down, or their network cannot be wired here (Neutron's dead VLAN).

@@ -15,14 +15,14 @@ type desiredState struct {
 	fdb       map[string]msg.NetworkFDB
 	endpoints []msg.TunnelEndpoint
 	groups    map[string]msg.SecurityGroup
-	// remote holds the member addresses of remote groups, by group id.
-	remote map[string][]string
+	// remote holds the members of remote groups, by group id.
+	remote map[string]msg.RemoteGroup
 }
 
 func newDesiredState() *desiredState {
 	return &desiredState{
 		ports: map[string]msg.Port{}, networks: map[string]msg.Network{}, fdb: map[string]msg.NetworkFDB{},
-		groups: map[string]msg.SecurityGroup{}, remote: map[string][]string{},
+		groups: map[string]msg.SecurityGroup{}, remote: map[string]msg.RemoteGroup{},
 	}
 }
 
@@ -43,7 +43,7 @@ func (d *desiredState) replace(s msg.L2State) {
 		d.groups[g.ID] = g
 	}
 	for _, g := range s.RemoteGroups {
-		d.remote[g.ID] = g.IPs
+		d.remote[g.ID] = g
 	}
 }
 
@@ -75,7 +75,7 @@ func (d *desiredState) update(u msg.L2Update) {
 		delete(d.remote, id)
 	}
 	for _, g := range u.RemoteGroups {
-		d.remote[g.ID] = g.IPs
+		d.remote[g.ID] = g
 	}
 	if u.TunnelEndpointsChanged || u.TunnelEndpoints != nil {
 		d.endpoints = slices.Clone(u.TunnelEndpoints)

@@ -39,8 +39,9 @@ const (
 	prioCTInvalid   = 100
 	prioCTReturn    = 90
 	prioRule        = 70 // a rule without remote group
-	prioConjunction = 60 // the parts of a remote-group rule, and conj_id
-	prioConjAccept  = 60
+	prioConjOnLink  = 62 // remote-group rules, members on the packet's network
+	prioForeignDrop = 61 // another network's address inside this one's subnets
+	prioConjunction = 60 // remote-group rules, members anywhere (routed)
 )
 
 // ctZone is the conntrack zone of a packet: reg6, its network's local VLAN.
@@ -227,6 +228,16 @@ func (c *compiler) firewallBase() {
 type conjKey struct {
 	direction, ethertype, remoteGroup, ctState string
 	stateful                                   bool
+	// onLink keys match the members on the packet's own network (reg6).
+	onLink bool
+}
+
+// priority is where the key's flows live.
+func (k conjKey) priority() uint16 {
+	if k.onLink {
+		return prioConjOnLink
+	}
+	return prioConjunction
 }
 
 // ruleUse is one rule applied to one port.
@@ -242,6 +253,14 @@ type ruleUse struct {
 // address (dimension 1, shared by every port and rule naming the group)
 // and one per port and rule (dimension 2), so the flows grow with
 // members + rules, not members × rules.
+//
+// When the server tells the members' networks, that is done twice: at
+// prioConjOnLink with each member address tied to its network's local
+// VLAN (reg6), and at prioConjunction for any network, as for routed
+// traffic; between them, prioForeignDrop drops the packets of a network
+// whose remote address lies in that network's own subnets, so that a
+// member address of another network with the same CIDR never matches
+// there.
 func (c *compiler) firewall(ports []LocalPort) {
 	var uses []ruleUse
 	for _, p := range ports {
@@ -261,7 +280,9 @@ func (c *compiler) firewall(ports []LocalPort) {
 	for _, u := range uses {
 		if u.rule.RemoteGroupID != "" {
 			for _, st := range []string{ctNew, ctEstablished} {
-				keys[conjKey{u.rule.Direction, u.rule.Ethertype, u.rule.RemoteGroupID, st, u.stateful}] = true
+				for _, onLink := range c.layers(u.rule.RemoteGroupID) {
+					keys[conjKey{u.rule.Direction, u.rule.Ethertype, u.rule.RemoteGroupID, st, u.stateful, onLink}] = true
+				}
 			}
 		}
 	}
@@ -307,38 +328,126 @@ func (c *compiler) firewall(ports []LocalPort) {
 				}
 				continue
 			}
-			id := ids[conjKey{u.rule.Direction, u.rule.Ethertype, u.rule.RemoteGroupID, st, u.stateful}]
-			for _, pm := range protos {
-				k := FlowKey{table, prioConjunction, portMatch + ",ct_state=" + st + "," + pm}
-				conj[k] = append(conj[k], fmt.Sprintf("conjunction(%d,2/2)", id))
+			for _, onLink := range c.layers(u.rule.RemoteGroupID) {
+				k := conjKey{u.rule.Direction, u.rule.Ethertype, u.rule.RemoteGroupID, st, u.stateful, onLink}
+				id := ids[k]
+				for _, pm := range protos {
+					fk := FlowKey{table, k.priority(), portMatch + ",ct_state=" + st + "," + pm}
+					conj[fk] = append(conj[fk], fmt.Sprintf("conjunction(%d,2/2)", id))
+				}
+				// ct needs the ethertype in the match.
+				c.add(b, table, k.priority(), fmt.Sprintf("conj_id=%d,%s", id, map[bool]string{true: "ip", false: "ipv6"}[v4]), accept)
 			}
-			// ct needs the ethertype in the match.
-			c.add(b, table, prioConjAccept, fmt.Sprintf("conj_id=%d,%s", id, map[bool]string{true: "ip", false: "ipv6"}[v4]), accept)
 		}
 	}
 	// Dimension 1: each member address of each remote group, once per
-	// table, with the conjunctions of every key naming the group.
+	// table (and network, on link), with the conjunctions of every key
+	// naming the group.
+	vlans := map[string]uint16{}
+	for _, n := range c.w.Networks {
+		vlans[n.ID] = n.VLAN
+	}
+	foreign := map[remoteField]bool{} // tables and families needing prioForeignDrop
 	for k, id := range ids {
-		table, field := IntEgressRules, map[bool]string{true: "ip,nw_dst=", false: "ipv6,ipv6_dst="}
-		if k.direction == msg.DirectionIngress {
-			table, field = IntIngressRules, map[bool]string{true: "ip,nw_src=", false: "ipv6,ipv6_src="}
+		f := remoteFieldOf(k.direction, k.ethertype == msg.EthertypeIPv4)
+		rg := c.w.RemoteGroups[k.remoteGroup]
+		if !k.onLink {
+			for _, ip := range rg.IPs {
+				if p, ok := c.memberPrefix(k.remoteGroup, ip, f.v4); ok {
+					fk := FlowKey{f.table, prioConjunction, f.match(p)}
+					conj[fk] = append(conj[fk], fmt.Sprintf("conjunction(%d,1/2)", id))
+				}
+			}
+			continue
 		}
-		v4 := k.ethertype == msg.EthertypeIPv4
-		for _, ip := range c.w.RemoteGroups[k.remoteGroup] {
-			p, err := parsePrefix(ip)
-			if err != nil {
-				c.problem("remote group %s: member address %q: %v", k.remoteGroup, ip, err)
-				continue
+		foreign[f] = true
+		for _, n := range rg.Networks {
+			vlan, local := vlans[n.ID]
+			if !local {
+				continue // reaches this node only routed
 			}
-			if p.Addr().Is4() != v4 {
-				continue
+			for _, ip := range n.IPs {
+				if p, ok := c.memberPrefix(k.remoteGroup, ip, f.v4); ok {
+					fk := FlowKey{f.table, prioConjOnLink, "reg6=" + itoa(int(vlan)) + "," + f.match(p)}
+					conj[fk] = append(conj[fk], fmt.Sprintf("conjunction(%d,1/2)", id))
+				}
 			}
-			fk := FlowKey{table, prioConjunction, field[v4] + ovsPrefix(p)}
-			conj[fk] = append(conj[fk], fmt.Sprintf("conjunction(%d,1/2)", id))
 		}
 	}
 	for k, actions := range conj {
 		c.add(b, k.Table, k.Priority, k.Match, strings.Join(sortedUnique(actions), ","))
+	}
+	c.foreignDrops(foreign, vlans)
+}
+
+// layers tells which conjunction layers a remote group's rules get: on
+// link and anywhere when the server sent its members by network, anywhere
+// only when it did not (a server from before RemoteGroup.Networks).
+func (c *compiler) layers(remoteGroup string) []bool {
+	if len(c.w.RemoteGroups[remoteGroup].Networks) > 0 {
+		return []bool{false, true}
+	}
+	return []bool{false}
+}
+
+// remoteField is where a rule's remote address is in a packet: the
+// source in ingress-rules, the destination in egress-rules.
+type remoteField struct {
+	table Table
+	v4    bool
+}
+
+func remoteFieldOf(direction string, v4 bool) remoteField {
+	if direction == msg.DirectionIngress {
+		return remoteField{IntIngressRules, v4}
+	}
+	return remoteField{IntEgressRules, v4}
+}
+
+// match renders the remote address p.
+func (f remoteField) match(p netip.Prefix) string {
+	name := map[bool]string{true: "nw_", false: "ipv6_"}[f.v4] + map[bool]string{true: "src=", false: "dst="}[f.table == IntIngressRules]
+	return map[bool]string{true: "ip,", false: "ipv6,"}[f.v4] + name + ovsPrefix(p)
+}
+
+// memberPrefix parses a member address of the family v4.
+func (c *compiler) memberPrefix(group, ip string, v4 bool) (netip.Prefix, bool) {
+	p, err := parsePrefix(ip)
+	if err != nil {
+		c.problem("remote group %s: member address %q: %v", group, ip, err)
+		return p, false
+	}
+	return p, p.Addr().Is4() == v4
+}
+
+// foreignDrops adds, for each local network whose subnets the server
+// named, a drop of the packets whose remote address lies in them, below
+// the on-link members and above the members anywhere: inside its own
+// subnets a network's packets match its own members only.
+func (c *compiler) foreignDrops(fields map[remoteField]bool, vlans map[string]uint16) {
+	cidrs := map[string][]string{}
+	for _, rg := range c.w.RemoteGroups {
+		for _, n := range rg.Networks {
+			cidrs[n.ID] = append(cidrs[n.ID], n.CIDRs...)
+		}
+	}
+	for netID, list := range cidrs {
+		vlan, local := vlans[netID]
+		if !local {
+			continue
+		}
+		for _, cidr := range sortedUnique(list) {
+			p, err := parsePrefix(cidr)
+			if err != nil {
+				c.problem("network %s: subnet %q: %v", netID, cidr, err)
+				continue
+			}
+			for f := range fields {
+				if p.Addr().Is4() == f.v4 {
+					c.add(c.w.IntBridge, f.table, prioForeignDrop, "reg6="+itoa(int(vlan))+","+f.match(p), "drop")
+				}
+			}
+		}
 	}
 }
 

@@ -2,7 +2,9 @@ package l2
 
 import (
 	"context"
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,25 +15,43 @@ import (
 
 // secured is a placement with security groups: ports get port security
 // and the groups named; remote groups are computed from the ports'
-// addresses (as the server does).
+// addresses (as the server does), also by network when cidrs (the
+// networks' subnets, by network id) is set.
 type secured struct {
 	placement
 	groups map[string]msg.SecurityGroup
+	cidrs  map[string][]string
 }
 
 func (s secured) apply(b *bed) {
 	members := map[string][]string{}
+	byNet := map[string]map[string][]string{} // group → network → addresses
 	for _, ports := range s.ports {
 		for _, p := range ports {
 			for _, g := range p.SecurityGroups {
+				if byNet[g] == nil {
+					byNet[g] = map[string][]string{}
+				}
 				for _, ip := range p.FixedIPs {
 					members[g] = append(members[g], ip.IPAddress)
+					byNet[g][p.NetworkID] = append(byNet[g][p.NetworkID], ip.IPAddress)
 				}
 				for _, pair := range p.AllowedAddressPairs {
 					members[g] = append(members[g], pair.IPAddress)
+					byNet[g][p.NetworkID] = append(byNet[g][p.NetworkID], pair.IPAddress)
 				}
 			}
 		}
+	}
+	remoteGroup := func(id string) msg.RemoteGroup {
+		rg := msg.RemoteGroup{ID: id, IPs: sortedUnique(members[id])}
+		if s.cidrs == nil {
+			return rg
+		}
+		for _, netID := range slices.Sorted(maps.Keys(byNet[id])) {
+			rg.Networks = append(rg.Networks, msg.RemoteGroupNetwork{ID: netID, CIDRs: s.cidrs[netID], IPs: sortedUnique(byNet[id][netID])})
+		}
+		return rg
 	}
 	for _, nd := range b.nodes {
 		st := s.stateFor(b, nd)
@@ -39,7 +59,7 @@ func (s secured) apply(b *bed) {
 			st.L2.SecurityGroups = append(st.L2.SecurityGroups, g)
 			for _, r := range g.Rules {
 				if r.RemoteGroupID != "" {
-					st.L2.RemoteGroups = append(st.L2.RemoteGroups, msg.RemoteGroup{ID: r.RemoteGroupID, IPs: sortedUnique(members[r.RemoteGroupID])})
+					st.L2.RemoteGroups = append(st.L2.RemoteGroups, remoteGroup(r.RemoteGroupID))
 				}
 			}
 		}
@@ -146,6 +166,66 @@ func TestIntegrationFirewallGroupsRulesAndRemoteGroups(t *testing.T) {
 	s.ports[n1][1].SecurityGroups = []string{"other"}
 	s.apply(b)
 	waitFor(t, func() bool { return c.ping(bv.addr(), 1, "0.2") == 0 }, "c (out of default) cannot ping b")
+}
+
+// TestIntegrationFirewallRemoteGroupMemberOnItsOwnNetwork: red and blue
+// are both 10.0.0.0/24 on one node. The default group (ingress from its
+// members) has a member on red at 10.0.0.5 and target and peer on blue; a
+// stranger on blue, not in the group, has 10.0.0.5 too. The peer reaches
+// the target, the stranger does not: 10.0.0.5 is a member only on red.
+// A member on green (10.1.0.0/24), routed to blue by a namespace router,
+// still reaches the target. With the members' addresses alone (a server
+// from before the members' networks) the stranger gets in: the gap this
+// closes.
+func TestIntegrationFirewallRemoteGroupMemberOnItsOwnNetwork(t *testing.T) {
+	b := newBed(t, 1)
+	n1 := b.nodes[0]
+	s := secured{
+		placement: placement{
+			networks: []msg.Network{network("net-red", "vxlan", 100), network("net-blue", "vxlan", 200), network("net-green", "vxlan", 300)},
+			ports: map[*node][]msg.Port{n1: {
+				securePort("member", "net-red", "fa:16:3e:00:01:05", "10.0.0.5/24", "default"),
+				securePort("target", "net-blue", "fa:16:3e:00:02:0a", "10.0.0.10/24", "default"),
+				securePort("peer", "net-blue", "fa:16:3e:00:02:0b", "10.0.0.11/24", "default"),
+				securePort("stranger", "net-blue", "fa:16:3e:00:02:05", "10.0.0.5/24", "other"),
+				securePort("far", "net-green", "fa:16:3e:00:03:07", "10.1.0.7/24", "default"),
+				// The router's interfaces, trusted like Neutron's.
+				port("rblue", "net-blue", "fa:16:3e:00:02:01", "10.0.0.1/24"),
+				port("rgreen", "net-green", "fa:16:3e:00:03:01", "10.1.0.1/24"),
+			}},
+		},
+		groups: map[string]msg.SecurityGroup{"default": defaultGroup("default"), "other": defaultGroup("other")},
+		cidrs:  map[string][]string{"net-red": {"10.0.0.0/24"}, "net-blue": {"10.0.0.0/24"}, "net-green": {"10.1.0.0/24"}},
+	}
+	s.apply(b)
+	b.startRoles()
+	vms := b.plugVMs(t, s.ports)
+	target, peer, stranger, far := vms["target"], vms["peer"], vms["stranger"], vms["far"]
+
+	b.waitPing(peer, target.addr())
+	noPing(t, stranger, target.addr())
+
+	// rgreen's namespace becomes the router: rblue's interface moves in.
+	router, rblue := vms["rgreen"], vms["rblue"]
+	run := func(ns string, prog string, args ...string) {
+		t.Helper()
+		if out, err := netns.Command(ns, prog, args...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %s %s: %v: %s", ns, prog, strings.Join(args, " "), err, out)
+		}
+	}
+	run(rblue.Netns, "ip", "link", "set", "eth0", "down")
+	run(rblue.Netns, "ip", "link", "set", "eth0", "name", "eth1", "netns", router.Netns)
+	run(router.Netns, "ip", "addr", "add", "10.0.0.1/24", "dev", "eth1")
+	run(router.Netns, "ip", "link", "set", "eth1", "up")
+	run(router.Netns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	run(target.Netns, "ip", "route", "add", "10.1.0.0/24", "via", "10.0.0.1")
+	run(far.Netns, "ip", "route", "add", "10.0.0.0/24", "via", "10.1.0.1")
+	b.waitPing(far, target.addr())
+
+	s.cidrs = nil
+	s.apply(b)
+	waitFor(t, func() bool { return stranger.ping(target.addr(), 1, "0.2") == 1 },
+		"the stranger reaches the target when the members' networks are not known")
 }
 
 func TestIntegrationPortSecurity(t *testing.T) {

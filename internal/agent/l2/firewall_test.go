@@ -9,8 +9,10 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/bus/msg"
 )
 
-// fwScenario is one network with n secured ports in group "web", whose
-// rules are the given ones, and members as the remote group "web".
+// fwScenario is one network (net-red, local VLAN 1, 10.0.0.0/16) with n
+// secured ports in group "web", whose rules are the given ones, and the
+// ports as the members of the remote group "web", by network as the
+// server sends them.
 func fwScenario(n int, rules []msg.SecurityGroupRule) Wiring {
 	w := scenario()
 	w.Networks = w.Networks[:1]
@@ -26,8 +28,19 @@ func fwScenario(n int, rules []msg.SecurityGroupRule) Wiring {
 		members = append(members, ip)
 	}
 	w.SecurityGroups = map[string]msg.SecurityGroup{"web": {ID: "web", Stateful: true, Rules: rules}}
-	w.RemoteGroups = map[string][]string{"web": members}
+	w.RemoteGroups = map[string]msg.RemoteGroup{"web": {ID: "web", IPs: members,
+		Networks: []msg.RemoteGroupNetwork{{ID: "net-red", CIDRs: []string{"10.0.0.0/16"}, IPs: members}}}}
 	return w
+}
+
+// findAt returns the br-int flow of table, priority and match.
+func findAt(t *testing.T, c Compiled, table Table, prio uint16, match string) Flow {
+	t.Helper()
+	f, ok := c.Bridges["br-int"][FlowKey{table, prio, match}]
+	if !ok {
+		t.Fatalf("br-int: no flow in table %d at priority %d matching %q; flows:\n%s", table, prio, match, dump(c.Bridges["br-int"]))
+	}
+	return f
 }
 
 func countTable(c Compiled, t Table) int {
@@ -58,19 +71,20 @@ func TestFirewallRemoteGroupFlowsGrowWithMembersPlusRules(t *testing.T) {
 		return countTable(c, IntIngressRules)
 	}
 	base := count(10, 1)
-	// One more member: one more flow (its address, shared by every port
-	// and rule), plus the new member's own two rule flows (new and
-	// established connections).
-	if got := count(11, 1) - base; got != 1+2 {
-		t.Errorf("one more member added %d ingress-rules flows, want 3", got)
+	// One more member: two more flows (its address on its network and
+	// anywhere, shared by every port and rule), plus the new member's own
+	// rule flows (new and established connections, on link and anywhere).
+	if got := count(11, 1) - base; got != 2+2*2 {
+		t.Errorf("one more member added %d ingress-rules flows, want 6", got)
 	}
-	// One more rule: two flows per port (new, established), none per member.
-	if got := count(10, 2) - base; got != 10*2 {
-		t.Errorf("one more rule added %d flows, want 20 (2 per port)", got)
+	// One more rule: four flows per port (new, established; on link,
+	// anywhere), none per member.
+	if got := count(10, 2) - base; got != 10*2*2 {
+		t.Errorf("one more rule added %d flows, want 40 (4 per port)", got)
 	}
 	// 200 members, 1 rule: far below members × ports.
-	if got := count(200, 1); got > 200+200*2+10 {
-		t.Errorf("200 members: %d ingress-rules flows, want about 600", got)
+	if got := count(200, 1); got > 2*200+200*2*2+20 {
+		t.Errorf("200 members: %d ingress-rules flows, want about 1200", got)
 	}
 }
 
@@ -83,7 +97,7 @@ func TestFirewallConjunctionMatchesMembersAndPortRule(t *testing.T) {
 		t.Fatalf("member flow actions %q, want two first-dimension conjunctions", m.Actions)
 	}
 	// Dimension 2: the port (reg5) and the rule's protocol and port.
-	newFlow := find(t, c, "br-int", IntIngressRules, "reg5=10,ct_state="+ctNew+",tcp,tp_dst=22")
+	newFlow := findAt(t, c, IntIngressRules, prioConjunction, "reg5=10,ct_state="+ctNew+",tcp,tp_dst=22")
 	id := strings.TrimSuffix(strings.TrimPrefix(newFlow.Actions, "conjunction("), ",2/2)")
 	if !strings.Contains(m.Actions, "conjunction("+id+",1/2)") {
 		t.Errorf("port flow conjunction %s not among the member's %q", id, m.Actions)
@@ -95,9 +109,9 @@ func TestFirewallConjunctionMatchesMembersAndPortRule(t *testing.T) {
 	}
 	// Adding another remote group leaves this group's ids alone.
 	w := fwScenario(2, []msg.SecurityGroupRule{fromGroup(6, 22), {ID: "x", Direction: msg.DirectionEgress, Ethertype: msg.EthertypeIPv4, RemoteGroupID: "db"}})
-	w.RemoteGroups["db"] = []string{"10.9.9.9"}
+	w.RemoteGroups["db"] = msg.RemoteGroup{ID: "db", IPs: []string{"10.9.9.9"}}
 	c2 := Compile(w)
-	if got := find(t, c2, "br-int", IntIngressRules, "reg5=10,ct_state="+ctNew+",tcp,tp_dst=22"); got.Actions != newFlow.Actions {
+	if got := findAt(t, c2, IntIngressRules, prioConjunction, "reg5=10,ct_state="+ctNew+",tcp,tp_dst=22"); got.Actions != newFlow.Actions {
 		t.Errorf("conjunction id changed when another group appeared: %q → %q", newFlow.Actions, got.Actions)
 	}
 	find(t, c2, "br-int", IntEgressRules, "ip,nw_dst=10.9.9.9")
@@ -250,6 +264,87 @@ func TestPortSecurityFromThePort(t *testing.T) {
 		trusted.DeviceOwner = owner
 		if portSecurity(trusted) != nil {
 			t.Errorf("%s filtered", owner)
+		}
+	}
+}
+
+// TestFirewallRemoteGroupMemberMatchesOnItsOwnNetwork: red and blue are
+// both 10.0.0.0/24 on this node. Group web has a member on red at
+// 10.0.0.5 and one on a network elsewhere at 10.1.0.7; the port on blue
+// takes ingress from web. 10.0.0.5 is a member only on red: on blue the
+// same address is somebody else's, so blue's packets from it must not
+// match, while 10.1.0.7 (routed to blue) still does.
+func TestFirewallRemoteGroupMemberMatchesOnItsOwnNetwork(t *testing.T) {
+	w := scenario()
+	w.Networks = w.Networks[:2]
+	redMAC, blueMAC := "fa:16:3e:00:00:01", "fa:16:3e:00:00:03"
+	w.Networks[0].Ports = []LocalPort{{ID: "red-1", OFPort: 10, MACs: []string{redMAC},
+		Security: &PortSecurity{MAC: redMAC, IPs: []string{"10.0.0.5"}, Groups: []string{"web"}}}}
+	w.Networks[1].Ports = []LocalPort{{ID: "blue-1", OFPort: 12, MACs: []string{blueMAC},
+		Security: &PortSecurity{MAC: blueMAC, IPs: []string{"10.0.0.9"}, Groups: []string{"web"}}}}
+	w.SecurityGroups = map[string]msg.SecurityGroup{"web": {ID: "web", Stateful: true, Rules: []msg.SecurityGroupRule{fromGroup(6, 22)}}}
+	w.RemoteGroups = map[string]msg.RemoteGroup{"web": {ID: "web", IPs: []string{"10.0.0.5", "10.0.0.9", "10.1.0.7"},
+		Networks: []msg.RemoteGroupNetwork{
+			{ID: "net-blue", CIDRs: []string{"10.0.0.0/24"}, IPs: []string{"10.0.0.9"}},
+			{ID: "net-elsewhere", CIDRs: []string{"10.1.0.0/24"}, IPs: []string{"10.1.0.7"}},
+			{ID: "net-red", CIDRs: []string{"10.0.0.0/24"}, IPs: []string{"10.0.0.5"}},
+		}}}
+	c := Compile(w)
+	if len(c.Problems) > 0 {
+		t.Fatal(c.Problems)
+	}
+	flow := func(prio uint16, match string) (Flow, bool) {
+		f, ok := c.Bridges["br-int"][FlowKey{IntIngressRules, prio, match}]
+		return f, ok
+	}
+	// On link: the member's address with its own network's VLAN only.
+	red, ok := flow(prioConjOnLink, "reg6=1,ip,nw_src=10.0.0.5")
+	if !ok || strings.Count(red.Actions, ",1/2)") != 2 {
+		t.Fatalf("no on-link member flow for 10.0.0.5 on red (reg6=1): %+v\n%s", red, dump(c.Bridges["br-int"]))
+	}
+	if f, ok := flow(prioConjOnLink, "reg6=2,ip,nw_src=10.0.0.5"); ok {
+		t.Errorf("red's member address matches on blue too: %v", f)
+	}
+	if _, ok := flow(prioConjOnLink, "reg6=2,ip,nw_src=10.0.0.9"); !ok {
+		t.Errorf("blue's own member 10.0.0.9 has no on-link flow on blue")
+	}
+	// Inside its own subnets, blue's packets match blue's members only.
+	if f, ok := flow(prioForeignDrop, "reg6=2,ip,nw_src=10.0.0.0/24"); !ok || f.Actions != "drop" {
+		t.Errorf("blue's subnet from other networks' members: %+v, want drop", f)
+	}
+	// Anywhere (routed): the member elsewhere matches on every network.
+	if _, ok := flow(prioConjunction, "ip,nw_src=10.1.0.7"); !ok {
+		t.Errorf("member on a routed network has no flow")
+	}
+	if _, ok := flow(prioConjOnLink, "reg6=1,ip,nw_src=10.1.0.7"); ok {
+		t.Errorf("member of a network not on this node got an on-link flow")
+	}
+	// The port's rule joins both layers, each with its own conjunction.
+	onLink, _ := flow(prioConjOnLink, "reg5=12,ct_state="+ctNew+",tcp,tp_dst=22")
+	routed, _ := flow(prioConjunction, "reg5=12,ct_state="+ctNew+",tcp,tp_dst=22")
+	if !strings.HasSuffix(onLink.Actions, ",2/2)") || !strings.HasSuffix(routed.Actions, ",2/2)") || onLink.Actions == routed.Actions {
+		t.Errorf("port rule flows: on link %q, anywhere %q; want two distinct second dimensions", onLink.Actions, routed.Actions)
+	}
+	id := strings.TrimSuffix(strings.TrimPrefix(onLink.Actions, "conjunction("), ",2/2)")
+	if !strings.Contains(red.Actions, "conjunction("+id+",1/2)") {
+		t.Errorf("on-link port conjunction %s not among the member's %q", id, red.Actions)
+	}
+}
+
+// TestFirewallRemoteGroupWithoutNetworks: a server from before
+// RemoteGroup.Networks sends the addresses only; they match on every
+// network, as before.
+func TestFirewallRemoteGroupWithoutNetworks(t *testing.T) {
+	w := fwScenario(2, []msg.SecurityGroupRule{fromGroup(6, 22)})
+	w.RemoteGroups["web"] = msg.RemoteGroup{ID: "web", IPs: w.RemoteGroups["web"].IPs}
+	c := Compile(w)
+	if len(c.Problems) > 0 {
+		t.Fatal(c.Problems)
+	}
+	find(t, c, "br-int", IntIngressRules, "ip,nw_src=10.0.0.2")
+	for k := range c.Bridges["br-int"] {
+		if k.Priority == prioConjOnLink || k.Priority == prioForeignDrop {
+			t.Errorf("flow %v without the members' networks", k)
 		}
 	}
 }
