@@ -24,7 +24,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
-	"github.com/pressly/goose/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -173,28 +172,11 @@ func (db *DB) Backend() string {
 	return "sqlite"
 }
 
-// Migrate brings the schema to the newest version.
+// Migrate brings the schema to the newest version; replicas starting
+// together on one PostgreSQL take turns (see ApplyMigrations).
 func (db *DB) Migrate(ctx context.Context) error {
-	d := goose.DialectSQLite3
-	if db.dialect == postgresDialect {
-		d = goose.DialectPostgres
-	}
-	fsys, err := subFS()
-	if err != nil {
-		return err
-	}
-	p, err := goose.NewProvider(d, db.writer, fsys)
-	if err != nil {
-		return fmt.Errorf("store: migrations: %w", err)
-	}
-	res, err := p.Up(ctx)
-	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	for _, r := range res {
-		db.log.Info("applied migration", "version", r.Source.Version, "path", r.Source.Path)
-	}
-	return nil
+	_, err := db.ApplyMigrations(ctx)
+	return err
 }
 
 // Tx runs fn in a write transaction, retrying it when it loses a race with
