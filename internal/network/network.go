@@ -7,6 +7,7 @@ package network
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/neutrino-sdn/neutrino/internal/fault"
@@ -39,12 +40,13 @@ func Register(svc *service.Service, segs *segment.Manager) *Plugin {
 	p := &Plugin{svc: svc, segs: segs, nets: reg.ByPlural("networks"), ports: reg.ByPlural("ports"),
 		subnets: reg.ByPlural("subnets"), rbac: reg.ByPlural("rbac-policies")}
 	svc.SetHooks("networks", &service.Hooks{
-		Facts:      p.networkFacts,
-		PreCreate:  p.preCreate,
-		PostCreate: p.postCreate,
-		PreUpdate:  p.preUpdate,
-		PreDelete:  p.preDelete,
-		Show:       p.show,
+		Facts:       p.networkFacts,
+		PreCreate:   p.preCreate,
+		PostCreate:  p.postCreate,
+		PreUpdate:   p.preUpdate,
+		PreDelete:   p.preDelete,
+		Show:        p.show,
+		PrepareList: p.prepareList,
 	})
 	svc.SetHooks("rbac-policies", &service.Hooks{
 		PreCreate:  p.rbacPreCreate,
@@ -125,11 +127,58 @@ func (p *Plugin) show(ctx context.Context, tx *store.Tx, c *service.Call, obj re
 	if err != nil {
 		return err
 	}
+	showAccess(obj, shared, external)
+	return nil
+}
+
+func showAccess(obj resource.Object, shared, external bool) {
 	obj["shared"], obj["router:external"] = shared, external
 	if !external {
 		obj["is_default"] = false // default only while external
 	}
-	return nil
+}
+
+// access is what a network's RBAC entries grant, as Access and isExternal
+// read them for one caller.
+type access struct {
+	shared, externalToCaller, external bool
+}
+
+// prepareList reads the RBAC entries of every listed network in one query
+// (a few for thousands of networks), for the facts and show of each.
+func (p *Plugin) prepareList(ctx context.Context, tx *store.Tx, c *service.Call, nets []resource.Object) (service.ListHooks, error) {
+	ids := service.DistinctValues(nets, "id", nil)
+	byNet := make(map[string]access, len(ids))
+	err := tx.QueryIn(ctx, `SELECT object_id, action, target_tenant FROM rbac_policies WHERE object_type = 'network' AND object_id IN (?...)`, ids, func(rows *sql.Rows) error {
+		var id, action, target string
+		if err := rows.Scan(&id, &action, &target); err != nil {
+			return err
+		}
+		a := byNet[id]
+		forCaller := target == "*" || target == c.Project
+		a.shared = a.shared || action == ActionShared && forCaller
+		a.externalToCaller = a.externalToCaller || action == ActionExternal && forCaller
+		a.external = a.external || action == ActionExternal
+		byNet[id] = a
+		return nil
+	})
+	if err != nil {
+		return service.ListHooks{}, fmt.Errorf("read rbac of networks: %w", err)
+	}
+	return service.ListHooks{
+		Facts: func(_ context.Context, _ *store.Tx, _ *service.Call, net resource.Object) (policy.Facts, error) {
+			id, _ := net["id"].(string)
+			owner, _ := net["project_id"].(string)
+			a := byNet[id]
+			return policy.Facts{Shared: a.shared, External: a.externalToCaller, NetworkOwner: owner}, nil
+		},
+		Show: func(_ context.Context, _ *store.Tx, _ *service.Call, net resource.Object) error {
+			id, _ := net["id"].(string)
+			a := byNet[id]
+			showAccess(net, a.shared, a.external)
+			return nil
+		},
+	}, nil
 }
 
 func int64Of(v any) (int64, bool) {

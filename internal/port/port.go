@@ -134,10 +134,11 @@ func Register(svc *service.Service, opts Options) (*Plugin, error) {
 		p.maxAddressPairs = defaultMaxAddressPairs
 	}
 	svc.SetHooks("ports", &service.Hooks{
-		Facts:      p.facts,
-		PreCreate:  p.preCreate,
-		PostCreate: p.postCreate,
-		PreUpdate:  p.preUpdate,
+		Facts:       p.facts,
+		PreCreate:   p.preCreate,
+		PostCreate:  p.postCreate,
+		PreUpdate:   p.preUpdate,
+		PrepareList: p.prepareList,
 	})
 	return p, nil
 }
@@ -150,6 +151,29 @@ func (p *Plugin) facts(ctx context.Context, tx *store.Tx, c *service.Call, obj r
 	}
 	owner, _ := net["project_id"].(string)
 	return policy.Facts{NetworkOwner: owner}, nil
+}
+
+// prepareList reads, in one query for the whole list, the owners of the
+// networks of the listed ports a non-admin caller does not own, for their
+// facts.
+func (p *Plugin) prepareList(ctx context.Context, tx *store.Tx, c *service.Call, ports []resource.Object) (service.ListHooks, error) {
+	if c.IsAdmin() {
+		return service.ListHooks{}, nil // admins see every port without facts
+	}
+	owned := func(port resource.Object) bool { return c.Project != "" && port["project_id"] == c.Project }
+	netIDs := service.DistinctValues(ports, "network_id", func(port resource.Object) bool { return !owned(port) })
+	owners, err := tx.Owners(ctx, p.nets, netIDs)
+	if err != nil {
+		return service.ListHooks{}, err
+	}
+	// The same facts as facts gives, port by port.
+	return service.ListHooks{Facts: func(_ context.Context, _ *store.Tx, _ *service.Call, port resource.Object) (policy.Facts, error) {
+		if owned(port) {
+			return policy.Facts{}, nil
+		}
+		id, _ := port["network_id"].(string)
+		return policy.Facts{NetworkOwner: owners[id]}, nil // "" when the network is gone
+	}}, nil
 }
 
 // FactsNetwork returns the network (of the resource nets) of obj, a port

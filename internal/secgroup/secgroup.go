@@ -41,20 +41,22 @@ type Plugin struct {
 func Register(svc *service.Service) *Plugin {
 	p := New(svc)
 	svc.SetHooks("security-groups", &service.Hooks{
-		PreCreate:  p.groupPreCreate,
-		PostCreate: p.groupPostCreate,
-		PreUpdate:  p.groupPreUpdate,
-		PreDelete:  p.groupPreDelete,
-		Show:       p.groupShow,
-		BeforeRead: p.beforeRead,
+		PreCreate:   p.groupPreCreate,
+		PostCreate:  p.groupPostCreate,
+		PreUpdate:   p.groupPreUpdate,
+		PreDelete:   p.groupPreDelete,
+		Show:        p.groupShow,
+		PrepareList: p.groupPrepareList,
+		BeforeRead:  p.beforeRead,
 	})
 	svc.SetHooks("security-group-rules", &service.Hooks{
-		Facts:      p.ruleFacts,
-		PreCreate:  p.rulePreCreate,
-		PostCreate: p.rulePostCreate,
-		PreUpdate:  p.rulePreUpdate,
-		PostDelete: p.rulePostDelete,
-		BeforeRead: p.beforeRead,
+		Facts:       p.ruleFacts,
+		PreCreate:   p.rulePreCreate,
+		PostCreate:  p.rulePostCreate,
+		PreUpdate:   p.rulePreUpdate,
+		PostDelete:  p.rulePostDelete,
+		PrepareList: p.rulePrepareList,
+		BeforeRead:  p.beforeRead,
 	})
 	svc.SetHooks("ports", &service.Hooks{
 		PostCreate: p.portPostCreate,

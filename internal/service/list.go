@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -139,13 +140,115 @@ func (s *Service) ListTx(ctx context.Context, tx *store.Tx, c *Call, r *resource
 			where[k] = vals
 		}
 	}
+	page, err := s.pageByID(ctx, tx, c, r, q, where)
+	if err != nil {
+		return nil, err
+	}
+	if page == nil {
+		if page, err = s.listAll(ctx, tx, c, r, q, where); err != nil {
+			return nil, err
+		}
+	}
+	if len(q.Fields) > 0 {
+		for i, o := range page.Items {
+			page.Items[i] = SelectFields(o, q.Fields)
+		}
+	}
+	return page, nil
+}
+
+// listAll reads every row where selects, keeps those the caller may see
+// and q matches, then sorts and pages them.
+func (s *Service) listAll(ctx context.Context, tx *store.Tx, c *Call, r *resource.Resource, q *Query, where store.Where) (*Page, error) {
 	all, err := tx.List(ctx, r, where)
 	if err != nil {
 		return nil, err
 	}
+	items, err := s.admitted(ctx, tx, c, r, q, all, 0)
+	if err != nil {
+		return nil, err
+	}
+	sortObjects(items, q.SortKeys, q.SortDirs)
+	return paginate(items, q), nil
+}
+
+// pageByID reads one page of a list sorted by id alone straight from the
+// store, in id order from the marker on, as far as the page needs: a
+// paged list then reads about a page of rows instead of all of them. It
+// returns nil when q is not such a list. The page is the one paginate
+// would cut from the whole sorted list.
+func (s *Service) pageByID(ctx context.Context, tx *store.Tx, c *Call, r *resource.Resource, q *Query, where store.Where) (*Page, error) {
+	if q.Limit == 0 || len(q.SortKeys) > 1 || len(q.SortKeys) == 1 && q.SortKeys[0] != "id" {
+		return nil, nil
+	}
+	// Read towards the page: backwards from the marker for page_reverse.
+	desc := (len(q.SortDirs) == 1 && q.SortDirs[0] == "desc") != q.PageReverse
+	// As in paginate, a marker that is not in the list counts for nothing.
+	after := ""
+	if q.Marker != "" {
+		listed, err := s.inList(ctx, tx, c, r, q, where, q.Marker)
+		if err != nil {
+			return nil, err
+		}
+		if listed {
+			after = q.Marker
+		}
+	}
 	var items []resource.Object
-	for _, o := range all {
-		ok, err := s.visible(ctx, tx, c, r, o)
+	// The first read is a page's worth; later ones, for callers who see
+	// few of the rows, grow.
+	for chunk := q.Limit; len(items) < q.Limit; chunk = min(2*chunk, 1000) {
+		rows, err := tx.ListByID(ctx, r, where, after, desc, chunk)
+		if err != nil {
+			return nil, err
+		}
+		admitted, err := s.admitted(ctx, tx, c, r, q, rows, q.Limit-len(items))
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, admitted...)
+		if len(rows) < chunk {
+			break
+		}
+		after, _ = rows[len(rows)-1]["id"].(string)
+	}
+	if q.PageReverse {
+		slices.Reverse(items)
+	}
+	page := &Page{Items: items}
+	setLinks(page, q)
+	return page, nil
+}
+
+// inList reports whether the object id is in the list q asks for.
+func (s *Service) inList(ctx context.Context, tx *store.Tx, c *Call, r *resource.Resource, q *Query, where store.Where, id string) (bool, error) {
+	if ids, ok := where["id"]; ok && !slices.ContainsFunc(ids, func(v any) bool { return fmt.Sprint(v) == id }) {
+		return false, nil
+	}
+	only := maps.Clone(where)
+	only["id"] = []any{id}
+	rows, err := tx.List(ctx, r, only)
+	if err != nil {
+		return false, err
+	}
+	admitted, err := s.admitted(ctx, tx, c, r, q, rows, 0)
+	return len(admitted) > 0, err
+}
+
+// admitted returns the rows the caller may see and q's filters match,
+// shown (Show hook, hidden attributes) as the caller sees them; at most
+// limit of them unless limit is 0.
+func (s *Service) admitted(ctx context.Context, tx *store.Tx, c *Call, r *resource.Resource, q *Query, rows []resource.Object, limit int) ([]resource.Object, error) {
+	lh, err := s.listHooks(ctx, tx, c, r, rows)
+	if err != nil {
+		return nil, err
+	}
+	var items []resource.Object
+	for _, o := range rows {
+		if limit > 0 && len(items) == limit {
+			break
+		}
+		ok, err := visibleWith(ctx, tx, c, r, lh.Facts, o)
 		if err != nil {
 			return nil, err
 		}
@@ -154,22 +257,84 @@ func (s *Service) ListTx(ctx context.Context, tx *store.Tx, c *Call, r *resource
 		}
 		// Filters see hidden attributes (a subnet's shared), so they
 		// run between the Show hook and hiding.
-		if err := s.fill(ctx, tx, c, r, o); err != nil {
-			return nil, err
+		if lh.Show != nil {
+			if err := lh.Show(ctx, tx, c, o); err != nil {
+				return nil, err
+			}
 		}
 		if matches(r, c, o, q) {
 			hide(c, r, o)
 			items = append(items, o)
 		}
 	}
-	sortObjects(items, q.SortKeys, q.SortDirs)
-	page := paginate(items, q)
-	if len(q.Fields) > 0 {
-		for i, o := range page.Items {
-			page.Items[i] = SelectFields(o, q.Fields)
+	return items, nil
+}
+
+// ListHooks are the Facts and Show hooks of one list, prepared by a
+// PrepareList hook for all the rows the list read. A nil field leaves the
+// resource's own hook in place.
+type ListHooks struct {
+	Facts FactsFunc
+	Show  func(ctx context.Context, tx *store.Tx, c *Call, obj resource.Object) error
+}
+
+// listHooks combines, once per list, the hooks of r as they apply to rows:
+// Facts from the first hook set that has them, every set's Show in order,
+// each prepared by its set's PrepareList where there is one.
+func (s *Service) listHooks(ctx context.Context, tx *store.Tx, c *Call, r *resource.Resource, rows []resource.Object) (ListHooks, error) {
+	var out ListHooks
+	var shows []func(context.Context, *store.Tx, *Call, resource.Object) error
+	for _, h := range s.hooks[r.Plural] {
+		facts, show := h.Facts, h.Show
+		if h.PrepareList != nil {
+			lh, err := h.PrepareList(ctx, tx, c, rows)
+			if err != nil {
+				return ListHooks{}, fmt.Errorf("prepare list of %s: %w", r.Plural, err)
+			}
+			if lh.Facts != nil {
+				facts = lh.Facts
+			}
+			if lh.Show != nil {
+				show = lh.Show
+			}
+		}
+		if out.Facts == nil {
+			out.Facts = facts
+		}
+		if show != nil {
+			shows = append(shows, show)
 		}
 	}
-	return page, nil
+	switch len(shows) {
+	case 0:
+	case 1:
+		out.Show = shows[0]
+	default:
+		out.Show = func(ctx context.Context, tx *store.Tx, c *Call, obj resource.Object) error {
+			for _, show := range shows {
+				if err := show(ctx, tx, c, obj); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	return out, nil
+}
+
+// DistinctValues returns the distinct string values of attr among the
+// rows keep accepts (all rows when keep is nil), in order of appearance:
+// the ids a PrepareList hook reads related rows by.
+func DistinctValues(rows []resource.Object, attr string, keep func(resource.Object) bool) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, o := range rows {
+		if v, _ := o[attr].(string); !seen[v] && (keep == nil || keep(o)) {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // SelectFields keeps only the named attributes of o.
@@ -337,10 +502,15 @@ func paginate(items []resource.Object, q *Query) *Page {
 		}
 	}
 	page := &Page{Items: items[start:end]}
+	setLinks(page, q)
+	return page
+}
+
+// setLinks says which way a page links on, from how full it is.
+func setLinks(page *Page, q *Query) {
 	if q.Limit > 0 {
 		full := len(page.Items) >= q.Limit
 		page.Next = full || q.PageReverse
 		page.Previous = full || !q.PageReverse
 	}
-	return page
 }
