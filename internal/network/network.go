@@ -131,6 +131,7 @@ func (p *Plugin) show(ctx context.Context, tx *store.Tx, c *service.Call, obj re
 	return nil
 }
 
+// showAccess sets the attributes a network's RBAC entries decide.
 func showAccess(obj resource.Object, shared, external bool) {
 	obj["shared"], obj["router:external"] = shared, external
 	if !external {
