@@ -220,12 +220,24 @@ func (s *Server) networkDeleting(ctx context.Context, tx *store.Tx, _ *service.C
 	return s.record(tx, outbox.NetworkChanged(ctx, tx, str(n["id"])))
 }
 
+// subnetChanged (created or deleted) tells the hosts of the subnet's
+// network, and the hosts whose rules name a group with a member on that
+// network as remote group: the members come with their networks' CIDRs.
 func (s *Server) subnetChanged(ctx context.Context, tx *store.Tx, _ *service.Call, sub resource.Object) error {
-	return s.record(tx, outbox.NetworkChanged(ctx, tx, str(sub["network_id"])))
+	netID := str(sub["network_id"])
+	if err := outbox.NetworkMembersChanged(ctx, tx, netID); err != nil {
+		return err
+	}
+	return s.record(tx, outbox.NetworkChanged(ctx, tx, netID))
 }
 
-func (s *Server) subnetUpdated(ctx context.Context, tx *store.Tx, c *service.Call, _, sub resource.Object) error {
-	return s.subnetChanged(ctx, tx, c, sub)
+// subnetUpdated tells the hosts of the network, and the remote groups'
+// hosts too should the CIDR change (the API keeps it fixed).
+func (s *Server) subnetUpdated(ctx context.Context, tx *store.Tx, c *service.Call, old, sub resource.Object) error {
+	if str(old["cidr"]) != str(sub["cidr"]) {
+		return s.subnetChanged(ctx, tx, c, sub)
+	}
+	return s.record(tx, outbox.NetworkChanged(ctx, tx, str(sub["network_id"])))
 }
 
 // onChange tells the other l2 hosts when an Open vSwitch agent appears,

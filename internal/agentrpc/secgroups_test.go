@@ -315,6 +315,18 @@ func BenchmarkSync500(b *testing.B) {
 	}
 }
 
+// overlappingNetworks reports the l2 agents of node1 and node2 and makes
+// two networks with the same subnet, 10.7.0.0/24.
+func (r *rig) overlappingNetworks() (netA, netB string) {
+	r.t.Helper()
+	r.reportL2("node1", vxlanAgent("192.0.2.1"))
+	r.reportL2("node2", vxlanAgent("192.0.2.2"))
+	netA, netB = r.network(nil), r.network(nil)
+	r.subnet(netA, "10.7.0.0/24", nil)
+	r.subnet(netB, "10.7.0.0/24", nil)
+	return netA, netB
+}
+
 // TestRemoteGroupMembersByNetwork: two networks with the same CIDR, a
 // member of the default group on each. The members come by network, each
 // with its network's subnets, in a sync and in the notification of a new
@@ -322,11 +334,7 @@ func BenchmarkSync500(b *testing.B) {
 // other.
 func TestRemoteGroupMembersByNetwork(t *testing.T) {
 	r := newRig(t)
-	r.reportL2("node1", vxlanAgent("192.0.2.1"))
-	r.reportL2("node2", vxlanAgent("192.0.2.2"))
-	netA, netB := r.network(nil), r.network(nil)
-	r.subnet(netA, "10.7.0.0/24", nil)
-	r.subnet(netB, "10.7.0.0/24", nil)
+	netA, netB := r.overlappingNetworks()
 	r.subnet(netB, "fd00:7::/64", map[string]any{"ip_version": 6})
 	pa := r.port(netA, map[string]any{"binding:host_id": "node1"})
 	pb := r.port(netB, map[string]any{"binding:host_id": "node2"})
@@ -365,5 +373,46 @@ func TestRemoteGroupMembersByNetwork(t *testing.T) {
 		}
 		g, ok := findRemote(n.L2.RemoteGroups, def)
 		return ok && reflect.DeepEqual(g.Networks, exp)
+	})
+}
+
+// TestSubnetChangesReachTheHostsThatNameAMemberNetwork: node1 names the
+// default group, whose other member sits on network B (node2 only). A
+// subnet added to B reaches node1 at once in a notification of the
+// group's members with B's new CIDR, and its deletion takes the CIDR away
+// again, without a membership change or a full sync.
+func TestSubnetChangesReachTheHostsThatNameAMemberNetwork(t *testing.T) {
+	r := newRig(t)
+	netA, netB := r.overlappingNetworks()
+	pa := r.port(netA, map[string]any{"binding:host_id": "node1"})
+	r.port(netB, map[string]any{"binding:host_id": "node2"})
+	def := apitest.S(pa["security_groups"].([]any)[0])
+
+	cidrsOfB := func(n msg.Notification) ([]string, bool) {
+		if n.L2 == nil {
+			return nil, false
+		}
+		g, ok := findRemote(n.L2.RemoteGroups, def)
+		if !ok {
+			return nil, false
+		}
+		for _, net := range g.Networks {
+			if net.ID == netB {
+				return net.CIDRs, true
+			}
+		}
+		return nil, false
+	}
+	in := r.listen("node1")
+	added := r.subnet(netB, "10.8.0.0/24", nil)
+	seen := in.waitFor(t, "network B's new subnet in the default group's members", func(n msg.Notification) bool {
+		cidrs, ok := cidrsOfB(n)
+		return ok && slices.Equal(cidrs, []string{"10.7.0.0/24", "10.8.0.0/24"})
+	})
+
+	r.admin.Must(http.StatusNoContent, "DELETE", "/v2.0/subnets/"+apitest.S(added["id"]), nil)
+	in.waitFor(t, "network B's deleted subnet gone from the default group's members", func(n msg.Notification) bool {
+		cidrs, ok := cidrsOfB(n)
+		return ok && n.Epoch == seen.Epoch && n.Seq > seen.Seq && slices.Equal(cidrs, []string{"10.7.0.0/24"})
 	})
 }

@@ -206,6 +206,20 @@ func MembersChanged(ctx context.Context, tx *store.Tx, groupIDs ...string) error
 	return Add(ctx, tx, entries...)
 }
 
+// NetworkMembersChanged records that the networks of the members of some
+// groups changed their subnets (so the CIDRs sent with the members): the
+// groups with a member port on the network that rules name as remote
+// group are announced as in MembersChanged.
+func NetworkMembersChanged(ctx context.Context, tx *store.Tx, netID string) error {
+	groups, err := queryStrings(ctx, tx, `SELECT DISTINCT b.security_group_id FROM security_group_port_bindings b
+		JOIN ports p ON p.id = b.port_id WHERE p.network_id = ?
+		AND EXISTS (SELECT 1 FROM security_group_rules r WHERE r.remote_group_id = b.security_group_id)`, netID)
+	if err != nil {
+		return err
+	}
+	return MembersChanged(ctx, tx, groups...)
+}
+
 // PortGroupsChanged records, for each of the hosts a port is or was
 // bound to, that the groups it uses or used must be refreshed there (the
 // host may gain or lose them).
