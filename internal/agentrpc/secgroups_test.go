@@ -416,3 +416,29 @@ func TestSubnetChangesReachTheHostsThatNameAMemberNetwork(t *testing.T) {
 		return ok && n.Epoch == seen.Epoch && n.Seq > seen.Seq && slices.Equal(cidrs, []string{"10.7.0.0/24"})
 	})
 }
+
+// TestL2NetworksCarryTheirSubnets: the l2 agent's networks come with
+// their subnets' CIDRs, in a sync and in the notification of a new subnet,
+// so that its firewall can keep other networks' member addresses out of
+// them even where no member is.
+func TestL2NetworksCarryTheirSubnets(t *testing.T) {
+	r := newRig(t)
+	netA, _ := r.overlappingNetworks()
+	r.port(netA, map[string]any{"binding:host_id": "node1"})
+	cidrsOfA := func(nets []msg.Network) []string {
+		for _, n := range nets {
+			if n.ID == netA {
+				return n.CIDRs
+			}
+		}
+		return nil
+	}
+	if got := cidrsOfA(r.sync("node1").Networks); !slices.Equal(got, []string{"10.7.0.0/24"}) {
+		t.Fatalf("network A in node1's sync has CIDRs %q, want [10.7.0.0/24]", got)
+	}
+	in := r.listen("node1")
+	r.subnet(netA, "fd00:7::/64", map[string]any{"ip_version": 6})
+	in.waitFor(t, "network A with its new subnet", func(n msg.Notification) bool {
+		return n.L2 != nil && slices.Equal(cidrsOfA(n.L2.Networks), []string{"10.7.0.0/24", "fd00:7::/64"})
+	})
+}

@@ -115,7 +115,11 @@ func (v *view) l2State(ctx context.Context, host string) (*msg.L2State, error) {
 		}
 	}
 	slices.Sort(netIDs)
-	for _, id := range slices.Compact(netIDs) {
+	netIDs = slices.Compact(netIDs)
+	if err := v.loadCIDRs(ctx, netIDs); err != nil {
+		return nil, err
+	}
+	for _, id := range netIDs {
 		n, err := v.network(ctx, id)
 		if err != nil {
 			return nil, err
@@ -123,7 +127,7 @@ func (v *view) l2State(ctx context.Context, host string) (*msg.L2State, error) {
 		if n == nil {
 			continue
 		}
-		st.Networks = append(st.Networks, networkMsg(n))
+		st.Networks = append(st.Networks, v.l2NetworkMsg(n))
 		if fdb, ok, err := v.fdb(ctx, n, host); err != nil {
 			return nil, err
 		} else if ok {
@@ -362,7 +366,10 @@ func (v *view) l2Part(ctx context.Context, u *msg.L2Update, host, netID string, 
 		u.DeletedNetworks = append(u.DeletedNetworks, netID)
 		return nil
 	}
-	u.Networks = append(u.Networks, networkMsg(n))
+	if err := v.loadCIDRs(ctx, []string{netID}); err != nil {
+		return err
+	}
+	u.Networks = append(u.Networks, v.l2NetworkMsg(n))
 	fdb, ok, err := v.fdb(ctx, n, host)
 	if err != nil {
 		return err
@@ -459,6 +466,14 @@ func networkMsg(n resource.Object) msg.Network {
 			SegmentationID:  int64Of(n["provider:segmentation_id"]),
 		},
 	}
+}
+
+// l2NetworkMsg is a network as the l2 agent needs it: with its subnets'
+// CIDRs (loaded with loadCIDRs).
+func (v *view) l2NetworkMsg(n resource.Object) msg.Network {
+	m := networkMsg(n)
+	m.CIDRs = slices.Clone(v.sg.cidrs[m.ID])
+	return m
 }
 
 func portMsg(p resource.Object) msg.Port {

@@ -69,6 +69,8 @@ type LocalNetwork struct {
 	FloodTo []string
 	// Remote are the ports on other nodes (l2 population).
 	Remote []msg.FDBEntry
+	// CIDRs are its subnets, as the server sent them (msg.Network.CIDRs).
+	CIDRs []string
 }
 
 // LocalPort is a wired VIF.

@@ -420,12 +420,16 @@ func (c *compiler) memberPrefix(group, ip string, v4 bool) (netip.Prefix, bool) 
 	return p, p.Addr().Is4() == v4
 }
 
-// foreignDrops adds, for each local network whose subnets the server
-// named, a drop of the packets whose remote address lies in them, below
-// the on-link members and above the members anywhere: inside its own
-// subnets a network's packets match its own members only.
+// foreignDrops adds, for each local network, a drop of the packets whose
+// remote address lies in its subnets, below the on-link members and above
+// the members anywhere: inside its own subnets a network's packets match
+// its own members only. The subnets are the network's own (servers that
+// send them) and those the members' networks carry.
 func (c *compiler) foreignDrops(fields map[remoteField]bool, vlans map[string]uint16) {
 	cidrs := map[string][]string{}
+	for _, n := range c.w.Networks {
+		cidrs[n.ID] = append(cidrs[n.ID], n.CIDRs...)
+	}
 	for _, rg := range c.w.RemoteGroups {
 		for _, n := range rg.Networks {
 			cidrs[n.ID] = append(cidrs[n.ID], n.CIDRs...)

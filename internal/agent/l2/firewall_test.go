@@ -348,3 +348,47 @@ func TestFirewallRemoteGroupWithoutNetworks(t *testing.T) {
 		}
 	}
 }
+
+// TestFirewallDropsForeignMembersOnANetworkWithoutMembers: blue
+// (10.0.0.0/24) has a port that takes ingress from group web but no
+// member of web; web's member 10.0.0.5 sits on another node's network
+// with the same CIDR. With blue's own subnets from the server, blue gets
+// the drop at 61, so its own 10.0.0.5 is not taken for the member; web's
+// routed member 10.1.0.7 still matches there.
+func TestFirewallDropsForeignMembersOnANetworkWithoutMembers(t *testing.T) {
+	w := scenario()
+	w.Networks = w.Networks[1:2]
+	blueMAC := "fa:16:3e:00:00:03"
+	w.Networks[0].Ports = []LocalPort{{ID: "blue-1", OFPort: 12, MACs: []string{blueMAC},
+		Security: &PortSecurity{MAC: blueMAC, IPs: []string{"10.0.0.9"}, Groups: []string{"db"}}}}
+	w.SecurityGroups = map[string]msg.SecurityGroup{"db": {ID: "db", Stateful: true, Rules: []msg.SecurityGroupRule{fromGroup(6, 22)}}}
+	w.RemoteGroups = map[string]msg.RemoteGroup{"web": {ID: "web", IPs: []string{"10.0.0.5", "10.1.0.7"},
+		Networks: []msg.RemoteGroupNetwork{
+			{ID: "net-elsewhere", CIDRs: []string{"10.0.0.0/24"}, IPs: []string{"10.0.0.5"}},
+			{ID: "net-routed", CIDRs: []string{"10.1.0.0/24"}, IPs: []string{"10.1.0.7"}},
+		}}}
+	drop := FlowKey{IntIngressRules, prioForeignDrop, "reg6=2,ip,nw_src=10.0.0.0/24"}
+
+	// A server from before msg.Network.CIDRs: blue's subnets are unknown.
+	if f, ok := Compile(w).Bridges["br-int"][drop]; ok {
+		t.Fatalf("drop on blue without its subnets: %+v", f)
+	}
+
+	w.Networks[0].CIDRs = []string{"10.0.0.0/24", "2001:db8::/64"}
+	c := Compile(w)
+	if len(c.Problems) > 0 {
+		t.Fatal(c.Problems)
+	}
+	if f, ok := c.Bridges["br-int"][drop]; !ok || f.Actions != "drop" {
+		t.Fatalf("blue's subnet from another network's members: %+v, want drop\n%s", f, dump(c.Bridges["br-int"]))
+	}
+	// Only families and directions some remote-group rule uses get drops.
+	for k := range c.Bridges["br-int"] {
+		if k.Priority == prioForeignDrop && k != drop {
+			t.Errorf("unexpected drop %v", k)
+		}
+	}
+	// Below the drop, members anywhere still match (routed).
+	find(t, c, "br-int", IntIngressRules, "ip,nw_src=10.1.0.7")
+	find(t, c, "br-int", IntIngressRules, "ip,nw_src=10.0.0.5")
+}

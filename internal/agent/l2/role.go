@@ -586,7 +586,7 @@ func (r *Role) plan(view OVSView, d *desiredState) plan {
 			continue // 4094 networks on one node: the rest stay isolated
 		}
 		n := d.networks[id]
-		ln := &LocalNetwork{ID: id, VLAN: vlan, Segment: n.Segment}
+		ln := &LocalNetwork{ID: id, VLAN: vlan, Segment: n.Segment, CIDRs: n.CIDRs}
 		if cfg.NoL2Population && msg.IsTunnel(n.Segment.NetworkType) {
 			for _, k := range d.tunnels(cfg) {
 				if k.Type == n.Segment.NetworkType {

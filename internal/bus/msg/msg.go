@@ -308,6 +308,12 @@ type Network struct {
 	PortSecurityEnabled bool `json:"port_security_enabled"`
 	// Revision is the network's revision_number.
 	Revision int64 `json:"revision"`
+	// CIDRs are the network's subnets ("10.0.0.0/24"), sorted, in the l2
+	// agent's networks: inside them a remote-group member address of
+	// another network never matches. Servers before this field send none
+	// (the l2 agent then knows only the member networks' CIDRs, from
+	// RemoteGroup.Networks); other agents ignore it.
+	CIDRs []string `json:"cidrs,omitempty"`
 }
 
 // Segment is a network's provider segment.
