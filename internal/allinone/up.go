@@ -130,6 +130,9 @@ func Up(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	// The server outlives the agent, so the agent's last calls are answered.
 	serverCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopServer()
+	// /readyz waits for the in-process agent: not ready until it exists and
+	// has applied its first full sync.
+	srv.SetReadyCheck("agent", func() error { return errors.New("starting") })
 	ready := make(chan string, 1)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(serverCtx, func(addr string) { ready <- addr }) }()
@@ -156,7 +159,9 @@ func Up(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	agentCtx, stopAgent := context.WithCancel(ctx)
 	defer stopAgent()
 	agentErr := make(chan error, 1)
-	go func() { agentErr <- roles.Run(agentCtx, cfg.Agent, conn, log, srv.Metrics()) }()
+	go func() {
+		agentErr <- roles.Run(agentCtx, cfg.Agent, conn, log, &roles.InProcess{Metrics: srv.Metrics(), SetReadyCheck: srv.SetReadyCheck})
+	}()
 
 	printBanner(out, cfg, rt, sw, opts.DefaultStateDir, srv.NATSURL())
 

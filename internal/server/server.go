@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +39,34 @@ type Server struct {
 	// background loops run while serving (DHCP scheduling, notifications).
 	background []func(context.Context)
 	bus        *busSide
+	// readyChecks are further conditions of /readyz by name, such as the
+	// all-in-one's in-process agent.
+	readyMu     sync.Mutex
+	readyChecks map[string]func() error
+}
+
+// SetReadyCheck makes /readyz also require check to return nil, reported
+// under name; a later call with the same name replaces it.
+func (s *Server) SetReadyCheck(name string, check func() error) {
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	if s.readyChecks == nil {
+		s.readyChecks = map[string]func() error{}
+	}
+	s.readyChecks[name] = check
+}
+
+// notReady returns why a registered ready check fails, or nil.
+func (s *Server) notReady() error {
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	names := slices.Sorted(maps.Keys(s.readyChecks))
+	for _, name := range names {
+		if err := s.readyChecks[name](); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // New opens and migrates the store and builds the API.
@@ -117,6 +148,10 @@ func (s *Server) Handler() http.Handler {
 		defer cancel()
 		if err := s.DB.View(ctx, func(*store.Tx) error { return nil }); err != nil {
 			http.Error(w, "store unavailable: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		if err := s.notReady(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ok\n"))

@@ -91,12 +91,21 @@ func ovsInstance(cfg config.L2Agent) (ovs.Instance, error) {
 	return inst, nil
 }
 
-// Run runs an agent with the configured roles on conn until ctx ends. The
-// series of the agent, its roles and its bus requests go to metrics, the
-// registry of a process that serves them itself (the all-in-one's
-// server); with metrics nil the agent is a process of its own and serves
-// them, with /healthz and /readyz, on agent.metrics_listen.
-func Run(ctx context.Context, cfg config.Agent, conn *bus.Conn, log *slog.Logger, metrics *prometheus.Registry) error {
+// InProcess is what a process that hosts the agent next to its own
+// server (the all-in-one) lends it.
+type InProcess struct {
+	// Metrics is the registry the process serves; the agent's series go
+	// there and it opens no listener of its own.
+	Metrics *prometheus.Registry
+	// SetReadyCheck, when set, receives the agent's readiness, so the
+	// process's /readyz waits for the agent's first full sync too.
+	SetReadyCheck func(name string, check func() error)
+}
+
+// Run runs an agent with the configured roles on conn until ctx ends. With
+// in nil the agent is a process of its own and serves its series, with
+// /healthz and /readyz, on agent.metrics_listen.
+func Run(ctx context.Context, cfg config.Agent, conn *bus.Conn, log *slog.Logger, in *InProcess) error {
 	host, err := cfg.HostName()
 	if err != nil {
 		return err
@@ -111,8 +120,11 @@ func Run(ctx context.Context, cfg config.Agent, conn *bus.Conn, log *slog.Logger
 			b.UseBus(conn)
 		}
 	}
+	var metrics *prometheus.Registry
 	listen := ""
-	if metrics == nil {
+	if in != nil {
+		metrics = in.Metrics
+	} else {
 		metrics = prometheus.NewRegistry()
 		metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		listen = cfg.MetricsListen
@@ -123,6 +135,9 @@ func Run(ctx context.Context, cfg config.Agent, conn *bus.Conn, log *slog.Logger
 	})
 	if err != nil {
 		return err
+	}
+	if in != nil && in.SetReadyCheck != nil {
+		in.SetReadyCheck("agent", a.Ready)
 	}
 	log.Info("neutrino agent running", "host", host, "roles", cfg.Roles)
 	return a.Run(ctx)

@@ -2,15 +2,15 @@ package roles_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/neutrino-sdn/neutrino/internal/agent/roles"
 	"github.com/neutrino-sdn/neutrino/internal/apitest"
@@ -22,7 +22,7 @@ import (
 // runMetadataAgent runs an agent with the metadata role (it needs no Open
 // vSwitch) against srv until the test ends, its series going to metrics
 // as roles.Run has them; it returns its agent.metrics_listen.
-func runMetadataAgent(t *testing.T, srv *apitest.Server, host string, metrics *prometheus.Registry) string {
+func runMetadataAgent(t *testing.T, srv *apitest.Server, host string, in *roles.InProcess) string {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	conn, err := bus.ConnectEmbedded(srv.Srv.NATS(), "agent-"+host, quiet)
@@ -39,7 +39,7 @@ func runMetadataAgent(t *testing.T, srv *apitest.Server, host string, metrics *p
 	cfg.MetricsListen = fmt.Sprintf("127.0.0.1:%d", port)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- roles.Run(ctx, cfg, conn, quiet, metrics) }()
+	go func() { done <- roles.Run(ctx, cfg, conn, quiet, in) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -82,12 +82,30 @@ func TestStandaloneAgentServesItsMetrics(t *testing.T) {
 // them, and opens no listener of its own.
 func TestAllInOneAgentSeriesOnTheServersMetrics(t *testing.T) {
 	srv := apitest.Start(t)
-	addr := runMetadataAgent(t, srv, "allinone-node", srv.Srv.Metrics())
+	srv.Srv.SetReadyCheck("agent", func() error { return errors.New("starting") })
+	if code := readyz(t, srv.URL); code != http.StatusServiceUnavailable {
+		t.Errorf("the server's /readyz is %d before its agent runs, want 503", code)
+	}
+	addr := runMetadataAgent(t, srv, "allinone-node", &roles.InProcess{Metrics: srv.Srv.Metrics(), SetReadyCheck: srv.Srv.SetReadyCheck})
 	testenv.Eventually(t, 10*time.Second, "the agent ready on the server's /metrics", func() bool {
 		return readyAndPassed(testenv.Scrape(t, srv.URL+"/metrics"))
+	})
+	testenv.Eventually(t, 10*time.Second, "the server's /readyz 200 once its agent is ready", func() bool {
+		return readyz(t, srv.URL) == http.StatusOK
 	})
 	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		c.Close()
 		t.Errorf("the all-in-one's agent listens on %s; its series belong on the server's /metrics", addr)
 	}
+}
+
+// readyz returns the status code of a server's /readyz.
+func readyz(t *testing.T, base string) int {
+	t.Helper()
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
