@@ -37,10 +37,10 @@ func (m memberAuth) Authenticate(context.Context, *http.Request) (*auth.Identity
 
 // BenchmarkList measures list requests over HTTP on a cloud of 2,000
 // networks in 50 projects (every 10th shared with everyone, every 50th
-// external, every 20th shared with the listing project by an RBAC entry)
-// and 20,000 ports, as the admin and as a member of one project. It reports
-// each request's p50 and p99 in ms. The store is SQLite, or PostgreSQL with
-// NEUTRINO_TEST_DB=postgres.
+// external, every 20th shared with the listing project by an RBAC entry),
+// a subnet on each and 20,000 ports, as the admin and as a member of one
+// project. It reports each request's p50 and p99 in ms. The store is
+// SQLite, or PostgreSQL with NEUTRINO_TEST_DB=postgres.
 //
 //	go test ./internal/service -run '^$' -bench BenchmarkList -benchtime 20x
 func BenchmarkList(b *testing.B) {
@@ -55,9 +55,10 @@ func BenchmarkList(b *testing.B) {
 	}
 	// What each caller must get back, so the figures are for right answers.
 	want := map[string]map[string]int{
-		"admin": {"networks": benchNetworks, "ports?network_id": benchPortsPerNet, "ports?device_owner": benchNetworks},
+		"admin": {"networks": benchNetworks, "subnets": benchNetworks, "ports?network_id": benchPortsPerNet, "ports?device_owner": benchNetworks},
 		"member": {
 			"networks":           nets.visibleToLister,
+			"subnets":            nets.subnetsVisibleToLister,
 			"ports?network_id":   benchPortsPerNet, // the listing project owns the network
 			"ports?device_owner": nets.listerDeviceOwnerPorts,
 		},
@@ -68,6 +69,7 @@ func BenchmarkList(b *testing.B) {
 			name, path, key string
 		}{
 			{"networks", "/v2.0/networks", "networks"},
+			{"subnets", "/v2.0/subnets", "subnets"},
 			{"ports?network_id", "/v2.0/ports?network_id=" + nets.listerNet, "ports"},
 			{"ports?device_owner", "/v2.0/ports?device_owner=compute:other", "ports"},
 		}
@@ -140,6 +142,7 @@ func pages(b *testing.B, c *apitest.Client, path string) int {
 type benchCloud struct {
 	listerNet              string // a network of the listing project
 	visibleToLister        int    // networks the listing project sees
+	subnetsVisibleToLister int    // subnets the listing project sees
 	listerDeviceOwnerPorts int    // compute:other ports the listing project sees
 }
 
@@ -149,7 +152,7 @@ func populate(b *testing.B, admin *apitest.Client) benchCloud {
 	var cloud benchCloud
 	for p := range benchProjects {
 		admin.Must(http.StatusOK, "PUT", fmt.Sprintf("/v2.0/quotas/p%02d", p),
-			map[string]any{"quota": map[string]any{"network": -1, "port": -1, "rbac_policy": -1}})
+			map[string]any{"quota": map[string]any{"network": -1, "subnet": -1, "port": -1, "rbac_policy": -1}})
 	}
 	type net struct {
 		id, owner        string
@@ -187,6 +190,10 @@ func populate(b *testing.B, admin *apitest.Client) benchCloud {
 		if n.owner == benchLister && cloud.listerNet == "" {
 			cloud.listerNet = n.id
 		}
+		// Its owner's subnet, which an external network does not expose.
+		if n.owner == benchLister || i%10 == 3 || n.sharedWithLister {
+			cloud.subnetsVisibleToLister++
+		}
 	}
 	// Ten ports a network, each of its network's project except every
 	// seventh, which is the listing project's; the last port of each
@@ -219,6 +226,18 @@ func populate(b *testing.B, admin *apitest.Client) benchCloud {
 	}
 	if len(bodies) > 0 {
 		flush()
+	}
+	// A subnet on each network, after the ports, which so have no
+	// addresses (as before subnets were listed here).
+	for first := 0; first < len(nets); first += batch {
+		var bodies []any
+		for i := first; i < min(first+batch, len(nets)); i++ {
+			bodies = append(bodies, map[string]any{
+				"network_id": nets[i].id, "project_id": nets[i].owner, "ip_version": 4,
+				"cidr": fmt.Sprintf("10.%d.%d.0/24", i/256, i%256),
+			})
+		}
+		admin.Must(http.StatusCreated, "POST", "/v2.0/subnets", map[string]any{"subnets": bodies})
 	}
 	return cloud
 }

@@ -3,6 +3,8 @@ package service_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/url"
 	"reflect"
 	"slices"
 	"testing"
@@ -10,6 +12,7 @@ import (
 	"github.com/neutrino-sdn/neutrino/internal/apitest"
 	"github.com/neutrino-sdn/neutrino/internal/auth"
 	"github.com/neutrino-sdn/neutrino/internal/fault"
+	"github.com/neutrino-sdn/neutrino/internal/network"
 	"github.com/neutrino-sdn/neutrino/internal/resource"
 	"github.com/neutrino-sdn/neutrino/internal/service"
 	"github.com/neutrino-sdn/neutrino/internal/store"
@@ -19,8 +22,8 @@ import (
 // needs for all its rows at once, shows every caller exactly the objects
 // that caller can show one by one, each as show presents it: networks
 // private, shared with everyone, shared with or external to one project by
-// RBAC, and external to all; ports on them of their owners and of others;
-// security groups and their rules of two projects.
+// RBAC, and external to all; subnets and ports on them of their owners and
+// of others; security groups and their rules of two projects.
 func TestListAgreesWithShow(t *testing.T) {
 	srv := apitest.Start(t)
 	admin := srv.Client(t, "admin")
@@ -48,8 +51,11 @@ func TestListAgreesWithShow(t *testing.T) {
 	rbac(nets[4], "access_as_shared", "lister")
 	rbac(nets[5], "access_as_external", "lister")
 	rbac(nets[6], "access_as_shared", "stranger")
-	for _, n := range nets {
-		for _, project := range []string{"owner", "lister"} {
+	for i, n := range nets {
+		for j, project := range []string{"owner", "lister"} {
+			admin.Create("subnets", "subnet", map[string]any{
+				"network_id": n, "project_id": project, "ip_version": 4, "cidr": fmt.Sprintf("10.%d.%d.0/24", i, j),
+			})
 			admin.Create("ports", "port", map[string]any{"network_id": n, "project_id": project, "device_owner": "compute:nova"})
 		}
 	}
@@ -72,7 +78,7 @@ func TestListAgreesWithShow(t *testing.T) {
 		"stranger member": call("stranger", auth.RoleMember),
 		"no-role caller":  call("lister", "auditor"),
 	}
-	for _, plural := range []string{"networks", "ports", "security-groups", "security-group-rules"} {
+	for _, plural := range []string{"networks", "subnets", "ports", "security-groups", "security-group-rules"} {
 		r := svc.Registry().ByPlural(plural)
 		for name, c := range callers {
 			listed, err := svc.List(ctx, c, r, &service.Query{Filters: map[string][]any{}})
@@ -100,13 +106,51 @@ func TestListAgreesWithShow(t *testing.T) {
 				}
 				shown = append(shown, obj)
 			}
-			if len(shown) == 0 && plural == "networks" && name != "no-role caller" {
-				t.Fatalf("%s sees no networks: the test shows nothing", name)
+			if len(shown) == 0 && (plural == "networks" || plural == "subnets") && name != "no-role caller" {
+				t.Fatalf("%s sees no %s: the test shows nothing", name, plural)
 			}
 			if !reflect.DeepEqual(listed.Items, shown) && (len(listed.Items) > 0 || len(shown) > 0) {
 				t.Errorf("%s lists %s:\n%v\nwhich show one by one as:\n%v", name, plural, listed.Items, shown)
 			}
 			checkPages(t, svc, c, r, all)
+			if plural == "subnets" {
+				checkSharedFilter(t, svc, c, r, shown)
+			}
+		}
+	}
+}
+
+// checkSharedFilter checks that the lists of a caller's subnets filtered by
+// shared, a hidden attribute only filters see, hold exactly the shown
+// subnets whose network RBAC shares with the caller, as show decides it.
+func checkSharedFilter(t *testing.T, svc *service.Service, c *service.Call, subnets *resource.Resource, shown []resource.Object) {
+	t.Helper()
+	ctx := context.Background()
+	want := map[bool][]resource.Object{}
+	err := svc.DB().View(ctx, func(tx *store.Tx) error {
+		for _, sub := range shown {
+			shared, _, err := network.Access(ctx, tx, apitest.S(sub["network_id"]), c.Project)
+			if err != nil {
+				return err
+			}
+			want[shared] = append(want[shared], sub)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, shared := range []bool{true, false} {
+		q, err := service.ParseQuery(subnets, url.Values{"shared": {fmt.Sprint(shared)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed, err := svc.List(ctx, c, subnets, q)
+		if err != nil {
+			t.Fatalf("list subnets?shared=%v as %s: %v", shared, c.Project, err)
+		}
+		if !reflect.DeepEqual(listed.Items, want[shared]) && (len(listed.Items) > 0 || len(want[shared]) > 0) {
+			t.Errorf("%s lists subnets?shared=%v:\n%v\nwant:\n%v", c.Project, shared, listed.Items, want[shared])
 		}
 	}
 }

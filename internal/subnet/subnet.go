@@ -63,13 +63,14 @@ func Register(svc *service.Service, ports *port.Plugin, opts Options) *Plugin {
 	p := &Plugin{svc: svc, ports: ports, opts: opts,
 		nets: reg.ByPlural("networks"), subnets: reg.ByPlural("subnets"), pools: reg.ByPlural("subnetpools")}
 	svc.SetHooks("subnets", &service.Hooks{
-		Facts:      p.facts,
-		PreCreate:  p.preCreate,
-		PostCreate: p.postCreate,
-		PreUpdate:  p.preUpdate,
-		PreDelete:  p.preDelete,
-		PostDelete: p.postDelete,
-		Show:       p.show,
+		Facts:       p.facts,
+		PreCreate:   p.preCreate,
+		PostCreate:  p.postCreate,
+		PreUpdate:   p.preUpdate,
+		PreDelete:   p.preDelete,
+		PostDelete:  p.postDelete,
+		Show:        p.show,
+		PrepareList: p.prepareList,
 	})
 	return p
 }
