@@ -139,44 +139,59 @@ func showAccess(obj resource.Object, shared, external bool) {
 	}
 }
 
-// access is what a network's RBAC entries grant, as Access and isExternal
-// read them for one caller.
-type access struct {
-	shared, externalToCaller, external bool
+// Grant is what a network's RBAC entries grant one caller, as Access and
+// isExternal read them network by network.
+type Grant struct {
+	// Shared: shared with the caller (or everyone).
+	Shared bool
+	// ExternalToCaller: external to the caller (or everyone).
+	ExternalToCaller bool
+	// External: external to anyone (router:external).
+	External bool
 }
 
-// prepareList reads the RBAC entries of every listed network in one query
-// (a few for thousands of networks), for the facts and show of each.
-func (p *Plugin) prepareList(ctx context.Context, tx *store.Tx, c *service.Call, nets []resource.Object) (service.ListHooks, error) {
-	ids := service.DistinctValues(nets, "id", nil)
-	byNet := make(map[string]access, len(ids))
+// Grants reads the RBAC entries of the networks ids for project in one
+// query (a few for thousands of networks): what lists use instead of
+// Access per network.
+func Grants(ctx context.Context, tx *store.Tx, project string, ids []string) (map[string]Grant, error) {
+	byNet := make(map[string]Grant, len(ids))
 	err := tx.QueryIn(ctx, `SELECT object_id, action, target_tenant FROM rbac_policies WHERE object_type = 'network' AND object_id IN (?...)`, ids, func(rows *sql.Rows) error {
 		var id, action, target string
 		if err := rows.Scan(&id, &action, &target); err != nil {
 			return err
 		}
-		a := byNet[id]
-		forCaller := target == "*" || target == c.Project
-		a.shared = a.shared || action == ActionShared && forCaller
-		a.externalToCaller = a.externalToCaller || action == ActionExternal && forCaller
-		a.external = a.external || action == ActionExternal
-		byNet[id] = a
+		g := byNet[id]
+		forCaller := target == "*" || target == project
+		g.Shared = g.Shared || action == ActionShared && forCaller
+		g.ExternalToCaller = g.ExternalToCaller || action == ActionExternal && forCaller
+		g.External = g.External || action == ActionExternal
+		byNet[id] = g
 		return nil
 	})
 	if err != nil {
-		return service.ListHooks{}, fmt.Errorf("read rbac of networks: %w", err)
+		return nil, fmt.Errorf("read rbac of networks: %w", err)
+	}
+	return byNet, nil
+}
+
+// prepareList reads the RBAC entries of every listed network at once, for
+// the facts and show of each.
+func (p *Plugin) prepareList(ctx context.Context, tx *store.Tx, c *service.Call, nets []resource.Object) (service.ListHooks, error) {
+	byNet, err := Grants(ctx, tx, c.Project, service.DistinctValues(nets, "id", nil))
+	if err != nil {
+		return service.ListHooks{}, err
 	}
 	return service.ListHooks{
 		Facts: func(_ context.Context, _ *store.Tx, _ *service.Call, net resource.Object) (policy.Facts, error) {
 			id, _ := net["id"].(string)
 			owner, _ := net["project_id"].(string)
-			a := byNet[id]
-			return policy.Facts{Shared: a.shared, External: a.externalToCaller, NetworkOwner: owner}, nil
+			g := byNet[id]
+			return policy.Facts{Shared: g.Shared, External: g.ExternalToCaller, NetworkOwner: owner}, nil
 		},
 		Show: func(_ context.Context, _ *store.Tx, _ *service.Call, net resource.Object) error {
 			id, _ := net["id"].(string)
-			a := byNet[id]
-			showAccess(net, a.shared, a.external)
+			g := byNet[id]
+			showAccess(net, g.Shared, g.External)
 			return nil
 		},
 	}, nil

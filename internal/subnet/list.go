@@ -2,7 +2,6 @@ package subnet
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 
 	"github.com/neutrino-sdn/neutrino/internal/network"
@@ -18,13 +17,14 @@ import (
 // own (for facts): a query or two however many subnets are listed. The
 // hooks it returns give what show and facts give subnet by subnet.
 func (p *Plugin) prepareList(ctx context.Context, tx *store.Tx, c *service.Call, subnets []resource.Object) (service.ListHooks, error) {
-	shared, err := sharedNetworks(ctx, tx, c.Project, service.DistinctValues(subnets, "network_id", nil))
+	grants, err := network.Grants(ctx, tx, c.Project, service.DistinctValues(subnets, "network_id", nil))
 	if err != nil {
-		return service.ListHooks{}, err
+		return service.ListHooks{}, fmt.Errorf("networks of listed subnets: %w", err)
 	}
+	shared := func(netID string) bool { return grants[netID].Shared }
 	hooks := service.ListHooks{Show: func(_ context.Context, _ *store.Tx, _ *service.Call, sub resource.Object) error {
 		netID, _ := sub["network_id"].(string)
-		sub["shared"] = shared[netID]
+		sub["shared"] = shared(netID)
 		return nil
 	}}
 	if c.IsAdmin() {
@@ -43,26 +43,7 @@ func (p *Plugin) prepareList(ctx context.Context, tx *store.Tx, c *service.Call,
 			return policy.Facts{}, nil
 		}
 		// External stays false: an external network does not expose its subnets.
-		return policy.Facts{Shared: shared[netID], NetworkOwner: owner}, nil
+		return policy.Facts{Shared: shared(netID), NetworkOwner: owner}, nil
 	}
 	return hooks, nil
-}
-
-// sharedNetworks returns which of the networks netIDs are shared with
-// project, or with everyone, by RBAC entries, as network.Access reads
-// them one network at a time.
-func sharedNetworks(ctx context.Context, tx *store.Tx, project string, netIDs []string) (map[string]bool, error) {
-	shared := make(map[string]bool, len(netIDs))
-	err := tx.QueryIn(ctx, `SELECT object_id FROM rbac_policies WHERE object_type = 'network' AND action = ? AND target_tenant IN ('*', ?) AND object_id IN (?...)`, netIDs, func(rows *sql.Rows) error {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return err
-		}
-		shared[id] = true
-		return nil
-	}, network.ActionShared, project)
-	if err != nil {
-		return nil, fmt.Errorf("read rbac of the networks of listed subnets: %w", err)
-	}
-	return shared, nil
 }
