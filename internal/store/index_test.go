@@ -6,7 +6,7 @@ import (
 )
 
 // TestListFiltersHaveIndexes checks that the columns clients filter lists
-// by most (ports by device_owner, device_id, network_id and binding host,
+// by most (ports by device_owner, device_id, network_id, binding host and MAC,
 // floating IPs by port, subnets by network) lead an index on both
 // backends, so such a list reads its rows instead of scanning the table.
 func TestListFiltersHaveIndexes(t *testing.T) {
@@ -16,6 +16,7 @@ func TestListFiltersHaveIndexes(t *testing.T) {
 			{"ports", "device_id"},
 			{"ports", "network_id"},
 			{"ports", "binding_host_id"},
+			{"ports", "mac_address"}, // bare-metal services find ports by MAC
 			{"floatingips", "port_id"},
 			{"subnets", "network_id"},
 		}

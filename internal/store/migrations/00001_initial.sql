@@ -69,6 +69,7 @@ CREATE INDEX ports_device ON ports (device_id);
 CREATE INDEX ports_project ON ports (project_id);
 CREATE INDEX ports_host ON ports (binding_host_id);
 CREATE INDEX ports_device_owner ON ports (device_owner);
+CREATE INDEX ports_mac_address ON ports (mac_address);
 
 -- One row per allocated address; the primary key keeps two ports from
 -- holding the same address on a network, across server replicas. ip_sort
